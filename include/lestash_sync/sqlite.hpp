@@ -1,0 +1,125 @@
+// A small RAII layer over the SQLite C API: one owner for each sqlite3* and
+// sqlite3_stmt*, errors raised as LocalDatabaseError naming the database file.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "lestash_sync/error.hpp"
+
+namespace lestash::sqlite {
+
+// One SQLite value with its storage class, kept exactly as stored.
+struct Blob {
+    std::string bytes;
+    bool operator==(const Blob&) const = default;
+};
+using Value = std::variant<std::monostate, std::int64_t, double, std::string, Blob>;
+
+enum class StorageClass { null, integer, real, text, blob };
+StorageClass storage_class(const Value& v);
+const char* storage_class_name(StorageClass c);
+
+// Quotes an identifier for SQL ("name" with inner quotes doubled). Every
+// identifier that reaches generated SQL goes through this function.
+std::string quote_identifier(std::string_view name);
+// Quotes a string literal for generated trigger SQL ('text', quotes doubled).
+std::string quote_literal(std::string_view text);
+
+class Connection;
+
+class Statement {
+public:
+    Statement(Connection& db, std::string_view sql);
+    ~Statement();
+    Statement(const Statement&) = delete;
+    Statement& operator=(const Statement&) = delete;
+    Statement(Statement&& other) noexcept
+        : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)) {}
+
+    Statement& bind(int index, const Value& v);
+    Statement& bind(int index, std::int64_t v);
+    Statement& bind(int index, std::string_view v);
+    Statement& bind(int index, const std::string& v) { return bind(index, std::string_view(v)); }
+    Statement& bind(int index, const char* v) { return bind(index, std::string_view(v)); }
+    Statement& bind_null(int index);
+    template <typename... Args>
+    Statement& bind_all(const Args&... args) {
+        int i = 1;
+        (bind(i++, args), ...);
+        return *this;
+    }
+
+    // Returns true while a row is available.
+    bool step();
+    // Runs to completion, for statements that return no rows.
+    void run();
+    void reset();
+
+    int column_count() const;
+    std::string column_name(int i) const;
+    bool is_null(int i) const;
+    std::int64_t integer(int i) const;
+    double real(int i) const;
+    std::string text(int i) const;
+    Value value(int i) const;
+
+    sqlite3_stmt* handle() const { return stmt_; }
+
+private:
+    Connection* db_;
+    sqlite3_stmt* stmt_ = nullptr;
+};
+
+class Connection {
+public:
+    // Opens path with the given sqlite3_open_v2 flags; raises
+    // LocalDatabaseError naming the file on failure.
+    Connection(const std::string& path, int flags);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+    Connection(Connection&& other) noexcept
+        : path_(std::move(other.path_)), db_(std::exchange(other.db_, nullptr)) {}
+
+    void exec(std::string_view sql);
+    std::int64_t query_int(std::string_view sql);
+    std::optional<std::string> query_text(std::string_view sql);
+    std::int64_t last_insert_rowid() const;
+    int changes() const;
+
+    const std::string& path() const { return path_; }
+    sqlite3* handle() const { return db_; }
+
+    // Raises LocalDatabaseError with the current error, what was being done,
+    // and the database path.
+    [[noreturn]] void fail(std::string_view doing) const;
+
+private:
+    std::string path_;
+    sqlite3* db_ = nullptr;
+};
+
+// BEGIN IMMEDIATE ... COMMIT, rolled back if the scope exits by exception.
+class Transaction {
+public:
+    enum class Mode { deferred, immediate };
+    explicit Transaction(Connection& db, Mode mode = Mode::immediate);
+    ~Transaction();
+    Transaction(const Transaction&) = delete;
+    Transaction& operator=(const Transaction&) = delete;
+    void commit();
+
+private:
+    Connection& db_;
+    bool open_ = true;
+};
+
+}  // namespace lestash::sqlite

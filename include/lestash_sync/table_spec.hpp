@@ -1,0 +1,49 @@
+// The declarative description of what is synced: which tables, how each row
+// gets its global identity, and which columns point at other synced rows.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace lestash {
+
+enum class IdentityRule {
+    // A fresh random UUID the first time the row is pushed.
+    random,
+    // Name-based UUID from the natural key columns; when any of them is NULL
+    // (an items row without source_id) the row falls back to a random UUID.
+    natural_key,
+    // The row is identified by the rows it links (item_tags): name-based
+    // UUID from the parents' UUIDs. Such tables have no INTEGER PRIMARY KEY.
+    link,
+};
+
+struct ForeignKey {
+    std::string column;
+    std::string parent_table;
+};
+
+struct TableSpec {
+    std::string name;
+    IdentityRule identity = IdentityRule::random;
+    // Local key: {"id"} for tables with an INTEGER PRIMARY KEY, or the link
+    // columns for link tables.
+    std::vector<std::string> local_key;
+    std::vector<std::string> natural_key;
+    std::vector<ForeignKey> foreign_keys;
+
+    bool keyed_by_rowid() const { return identity != IdentityRule::link; }
+    const ForeignKey* foreign_key(std::string_view column) const;
+};
+
+// items, item_history, tags, item_tags, sources, sync_log — in an order where
+// every parent comes before its children (the order rows are applied in).
+const std::vector<TableSpec>& default_table_specs();
+
+// Picks the named tables out of the defaults, keeping parent-first order.
+// Raises ConfigError for unknown names, for log_entries (never synced), and
+// for a selection that syncs a child without its parent.
+std::vector<TableSpec> select_tables(const std::vector<std::string>& names);
+
+}  // namespace lestash

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything lestash-sync needs to build, test and run, from Debian's
+# packages. Safe to run again; needs root or sudo.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  libsqlite3-dev sqlite3 libpq-dev libpqxx-dev nlohmann-json3-dev libspdlog-dev libasio-dev
+  catch2 libtomlplusplus-dev libcli11-dev
+  postgresql-15 postgresql-client-15
+  python3 procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The README's test command: installs what is needed, builds with warnings as
+# errors, runs the whole suite with CTest, then builds again with
+# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite once more.
+# Set LESTASH_SKIP_SANITIZE=1 to skip the second pass while iterating.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+
+jobs=$(nproc)
+run_suite() {
+  local dir=$1; shift
+  cmake -S . -B "$dir" -G Ninja -DLESTASH_WERROR=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$jobs"
+  (cd "$dir" && ctest --output-on-failure -j "$jobs")
+}
+
+run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${LESTASH_SKIP_SANITIZE:-0}" != 1 ]; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DLESTASH_SANITIZE=ON
+fi

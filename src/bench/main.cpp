@@ -1,0 +1,169 @@
+// lestash-bench: measured figures for the claims in DESIGN.md, each run side
+// by side with its raw baseline in the same process, printed as a table (or
+// one JSON object with --json). Not a test: no thresholds here.
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "lestash_sync/replica.hpp"
+#include "lestash_sync/sqlite.hpp"
+
+namespace fs = std::filesystem;
+using lestash::sqlite::Connection;
+using lestash::sqlite::Statement;
+using lestash::sqlite::Transaction;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+// Realistic note text: words of varied length, 1-2 KB, deterministic by seed.
+class ContentGenerator {
+public:
+    explicit ContentGenerator(unsigned seed) : rng_(seed) {}
+    std::string next() {
+        static const char* words[] = {"sync",  "sqlite", "postgres", "note",   "idea",
+                                      "link",  "paper",  "reading",  "thread", "graph",
+                                      "daemon", "replica", "history", "search", "tag",
+                                      "knowledge", "stash", "federated", "offline", "merge"};
+        std::uniform_int_distribution<size_t> len(1024, 2048), word(0, 19);
+        const size_t target = len(rng_);
+        std::string out;
+        while (out.size() < target) {
+            out += words[word(rng_)];
+            out += std::to_string(rng_() % 1000);
+            out += ' ';
+        }
+        return out;
+    }
+
+private:
+    std::mt19937 rng_;
+};
+
+double seconds_since(Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+struct WriteTimes {
+    double insert_s = 0;
+    double update_s = 0;
+};
+
+// Writes like the app: a prepared INSERT per item, `batch` items per
+// transaction, then an UPDATE of every item's content (history trigger fires).
+WriteTimes app_writes(const std::string& path, int items, int batch, unsigned seed) {
+    Connection db(path, SQLITE_OPEN_READWRITE);
+    sqlite3_busy_timeout(db.handle(), 5000);
+    db.exec("PRAGMA foreign_keys = ON");
+    ContentGenerator gen(seed);
+    WriteTimes t;
+    auto t0 = Clock::now();
+    Statement ins(db,
+                  "INSERT INTO items (source_type, source_id, url, title, content, author, "
+                  "created_at, metadata) VALUES ('bench', ?, ?, ?, ?, 'author', "
+                  "'2024-01-01 10:00:00', '{\"k\": 1}')");
+    for (int i = 0; i < items; i += batch) {
+        Transaction txn(db);
+        for (int j = i; j < std::min(items, i + batch); ++j) {
+            const std::string id = std::to_string(j);
+            ins.bind_all(id, "https://example.org/" + id, "Item " + id, gen.next());
+            ins.run();
+        }
+        txn.commit();
+    }
+    t.insert_s = seconds_since(t0);
+    t0 = Clock::now();
+    Statement upd(db, "UPDATE items SET content = ? WHERE id = ?");
+    for (int i = 0; i < items; i += batch) {
+        Transaction txn(db);
+        for (int j = i; j < std::min(items, i + batch); ++j) {
+            upd.bind_all(gen.next(), std::int64_t{j + 1});
+            upd.run();
+        }
+        txn.commit();
+    }
+    t.update_s = seconds_since(t0);
+    return t;
+}
+
+nlohmann::json bench_capture(const fs::path& dir, int items, int batch) {
+    const std::string plain = (dir / "plain.db").string();
+    const std::string captured = (dir / "captured.db").string();
+    {
+        // Both start as a new v11 database; only one gets the daemon's triggers.
+        lestash::Replica make_plain({plain});
+    }
+    {
+        Connection db(plain, SQLITE_OPEN_READWRITE);
+        db.exec("DROP TRIGGER IF EXISTS _lestash_sync_items_insert");
+        for (const auto& spec : lestash::default_table_specs())
+            for (const char* what : {"insert", "update", "rekey", "delete"})
+                db.exec("DROP TRIGGER IF EXISTS _lestash_sync_" + spec.name + "_" + what);
+    }
+    { lestash::Replica attach({captured}); }
+    const WriteTimes raw = app_writes(plain, items, batch, 7);
+    const WriteTimes cap = app_writes(captured, items, batch, 7);
+    Connection check(captured, SQLITE_OPEN_READONLY);
+    return {
+        {"items", items},
+        {"batch", batch},
+        {"insert_rows_per_s_raw", items / raw.insert_s},
+        {"insert_rows_per_s_captured", items / cap.insert_s},
+        {"insert_overhead_ratio", cap.insert_s / raw.insert_s},
+        {"update_rows_per_s_raw", items / raw.update_s},
+        {"update_rows_per_s_captured", items / cap.update_s},
+        {"update_overhead_ratio", cap.update_s / raw.update_s},
+        {"outbox_entries", check.query_int("SELECT count(*) FROM _lestash_sync_outbox")},
+    };
+}
+
+void print_table(const nlohmann::json& r) {
+    std::printf("capture overhead (%d items, %d per transaction)\n", r["items"].get<int>(),
+                r["batch"].get<int>());
+    std::printf("  %-8s %14s %14s %8s\n", "write", "raw rows/s", "captured rows/s", "ratio");
+    for (const char* op : {"insert", "update"}) {
+        const std::string k = op;
+        std::printf("  %-8s %14.0f %14.0f %8.3f\n", op, r[k + "_rows_per_s_raw"].get<double>(),
+                    r[k + "_rows_per_s_captured"].get<double>(),
+                    r[k + "_overhead_ratio"].get<double>());
+    }
+    std::printf("  outbox entries captured: %lld\n",
+                static_cast<long long>(r["outbox_entries"].get<std::int64_t>()));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"lestash-bench: lestash-sync figures against raw baselines, in one run"};
+    app.require_subcommand(1);
+    int items = 100000, batch = 1000;
+    bool json = false;
+    std::string work_dir;
+    auto* capture = app.add_subcommand("capture", "capture overhead on inserts and updates");
+    capture->add_option("--items", items, "items to write")->check(CLI::PositiveNumber);
+    capture->add_option("--batch", batch, "items per transaction")->check(CLI::PositiveNumber);
+    app.add_flag("--json", json, "print one JSON object instead of a table");
+    app.add_option("--dir", work_dir, "where to put the scratch databases (default: a temp dir)");
+    CLI11_PARSE(app, argc, argv);
+
+    const fs::path dir =
+        work_dir.empty() ? fs::temp_directory_path() / ("lestash-bench-" + std::to_string(::getpid()))
+                         : fs::path(work_dir);
+    fs::create_directories(dir);
+    int rc = 0;
+    try {
+        const auto result = bench_capture(dir, items, batch);
+        if (json)
+            std::cout << nlohmann::json{{"capture", result}}.dump() << "\n";
+        else
+            print_table(result);
+    } catch (const std::exception& e) {
+        std::cerr << "lestash-bench: " << e.what() << "\n";
+        rc = 1;
+    }
+    if (work_dir.empty()) fs::remove_all(dir);
+    return rc;
+}

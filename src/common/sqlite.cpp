@@ -1,0 +1,193 @@
+// RAII wrappers over the SQLite C API (see include/lestash_sync/sqlite.hpp).
+#include "lestash_sync/sqlite.hpp"
+
+#include <string>
+
+namespace lestash::sqlite {
+
+StorageClass storage_class(const Value& v) {
+    switch (v.index()) {
+        case 0: return StorageClass::null;
+        case 1: return StorageClass::integer;
+        case 2: return StorageClass::real;
+        case 3: return StorageClass::text;
+        default: return StorageClass::blob;
+    }
+}
+
+const char* storage_class_name(StorageClass c) {
+    switch (c) {
+        case StorageClass::null: return "null";
+        case StorageClass::integer: return "integer";
+        case StorageClass::real: return "real";
+        case StorageClass::text: return "text";
+        case StorageClass::blob: return "blob";
+    }
+    return "?";
+}
+
+std::string quote_identifier(std::string_view name) {
+    std::string out = "\"";
+    for (char c : name) {
+        if (c == '"') out += '"';
+        out += c;
+    }
+    return out + '"';
+}
+
+std::string quote_literal(std::string_view text) {
+    std::string out = "'";
+    for (char c : text) {
+        if (c == '\'') out += '\'';
+        out += c;
+    }
+    return out + '\'';
+}
+
+// ---- Connection -------------------------------------------------------------
+
+Connection::Connection(const std::string& path, int flags) : path_(path) {
+    int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+    if (rc != SQLITE_OK) {
+        std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
+        sqlite3_close_v2(db_);
+        db_ = nullptr;
+        throw LocalDatabaseError("cannot open " + path + ": " + msg);
+    }
+    sqlite3_extended_result_codes(db_, 1);
+}
+
+Connection::~Connection() {
+    if (db_) sqlite3_close_v2(db_);
+}
+
+void Connection::fail(std::string_view doing) const {
+    throw LocalDatabaseError(std::string(doing) + " failed on " + path_ + ": " +
+                             sqlite3_errmsg(db_));
+}
+
+void Connection::exec(std::string_view sql) {
+    std::string owned(sql);
+    char* err = nullptr;
+    if (sqlite3_exec(db_, owned.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+        std::string msg = err ? err : sqlite3_errmsg(db_);
+        sqlite3_free(err);
+        throw LocalDatabaseError("SQL failed on " + path_ + ": " + msg);
+    }
+}
+
+std::int64_t Connection::query_int(std::string_view sql) {
+    Statement st(*this, sql);
+    return st.step() ? st.integer(0) : 0;
+}
+
+std::optional<std::string> Connection::query_text(std::string_view sql) {
+    Statement st(*this, sql);
+    if (!st.step() || st.is_null(0)) return std::nullopt;
+    return st.text(0);
+}
+
+std::int64_t Connection::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+int Connection::changes() const { return sqlite3_changes(db_); }
+
+// ---- Statement --------------------------------------------------------------
+
+Statement::Statement(Connection& db, std::string_view sql) : db_(&db) {
+    if (sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_,
+                           nullptr) != SQLITE_OK) {
+        db.fail("preparing \"" + std::string(sql.substr(0, 80)) + "\"");
+    }
+}
+
+Statement::~Statement() {
+    if (stmt_) sqlite3_finalize(stmt_);
+}
+
+Statement& Statement::bind(int index, const Value& v) {
+    int rc = SQLITE_OK;
+    switch (v.index()) {
+        case 0: rc = sqlite3_bind_null(stmt_, index); break;
+        case 1: rc = sqlite3_bind_int64(stmt_, index, std::get<1>(v)); break;
+        case 2: rc = sqlite3_bind_double(stmt_, index, std::get<2>(v)); break;
+        case 3: {
+            const auto& s = std::get<3>(v);
+            rc = sqlite3_bind_text64(stmt_, index, s.data(), s.size(), SQLITE_TRANSIENT,
+                                     SQLITE_UTF8);
+            break;
+        }
+        default: {
+            const auto& b = std::get<4>(v).bytes;
+            rc = sqlite3_bind_blob64(stmt_, index, b.data(), b.size(), SQLITE_TRANSIENT);
+        }
+    }
+    if (rc != SQLITE_OK) db_->fail("binding a parameter");
+    return *this;
+}
+
+Statement& Statement::bind(int index, std::int64_t v) { return bind(index, Value{v}); }
+Statement& Statement::bind(int index, std::string_view v) {
+    return bind(index, Value{std::string(v)});
+}
+Statement& Statement::bind_null(int index) { return bind(index, Value{}); }
+
+bool Statement::step() {
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    std::string sql = sqlite3_sql(stmt_) ? sqlite3_sql(stmt_) : "";
+    sqlite3_reset(stmt_);
+    db_->fail("running \"" + sql.substr(0, 80) + "\"");
+}
+
+void Statement::run() {
+    while (step()) {
+    }
+    reset();
+}
+
+void Statement::reset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+}
+
+int Statement::column_count() const { return sqlite3_column_count(stmt_); }
+std::string Statement::column_name(int i) const { return sqlite3_column_name(stmt_, i); }
+bool Statement::is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
+std::int64_t Statement::integer(int i) const { return sqlite3_column_int64(stmt_, i); }
+double Statement::real(int i) const { return sqlite3_column_double(stmt_, i); }
+
+std::string Statement::text(int i) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i))) : std::string();
+}
+
+Value Statement::value(int i) const {
+    switch (sqlite3_column_type(stmt_, i)) {
+        case SQLITE_INTEGER: return integer(i);
+        case SQLITE_FLOAT: return real(i);
+        case SQLITE_TEXT: return text(i);
+        case SQLITE_BLOB: {
+            const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
+            return Blob{p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i)))
+                          : std::string()};
+        }
+        default: return std::monostate{};
+    }
+}
+
+// ---- Transaction ------------------------------------------------------------
+
+Transaction::Transaction(Connection& db, Mode mode) : db_(db) {
+    db_.exec(mode == Mode::immediate ? "BEGIN IMMEDIATE" : "BEGIN");
+}
+
+Transaction::~Transaction() {
+    if (open_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void Transaction::commit() {
+    db_.exec("COMMIT");
+    open_ = false;
+}
+
+}  // namespace lestash::sqlite

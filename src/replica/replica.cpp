@@ -1,0 +1,349 @@
+// Attaching to the app's lestash.db: opening it safely, creating a new one
+// when there is none, installing the daemon's objects and keeping the capture
+// triggers in step with the live schema.
+#include "lestash_sync/replica.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <unistd.h>
+
+#include "lestash_sync/capture.hpp"
+#include "lestash_sync/embedded_sql.hpp"
+#include "lestash_sync/uuid.hpp"
+
+namespace lestash {
+namespace fs = std::filesystem;
+using sqlite::quote_identifier;
+using sqlite::quote_literal;
+
+namespace {
+
+std::string_view sql_file(std::string_view name) {
+    for (const auto& f : embedded_sql())
+        if (f.name == name) return f.text;
+    throw LocalDatabaseError("internal: SQL file " + std::string(name) + " is not built in");
+}
+
+std::vector<EmbeddedSql> daemon_migrations() {
+    std::vector<EmbeddedSql> out;
+    for (const auto& f : embedded_sql_under("sqlite/daemon-")) out.push_back(f);
+    return out;
+}
+
+// Builds a new Le Stash v11 database beside `path` and renames it into place,
+// so a crash never leaves a half-created file where the app looks.
+void create_lestash_database(const std::string& path) {
+    const std::string tmp = path + ".creating-" + std::to_string(::getpid());
+    try {
+        sqlite::Connection db(tmp, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        db.exec(sql_file("sqlite/lestash-v11.sql"));
+    } catch (const LocalDatabaseError& e) {
+        std::error_code ignored;
+        fs::remove(tmp, ignored);
+        throw LocalDatabaseError("cannot create " + path + ": " + e.what());
+    }
+    fs::rename(tmp, path);
+}
+
+sqlite::Connection open_database(const std::string& path) {
+    const fs::path p(path);
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir))
+        throw LocalDatabaseError("cannot open " + path + ": directory " + dir.string() +
+                                 " does not exist — create it (mkdir -p " + dir.string() +
+                                 ") or point --db at your lestash.db");
+    if (fs::is_directory(p))
+        throw LocalDatabaseError("cannot open " + path +
+                                 ": it is a directory — point --db at the lestash.db file");
+    if (!fs::exists(p)) create_lestash_database(path);
+
+    sqlite::Connection db(path, SQLITE_OPEN_READWRITE);
+    if (sqlite3_db_readonly(db.handle(), "main") == 1)
+        throw LocalDatabaseError("cannot attach to " + path +
+                                 ": the file is read-only, and the daemon needs to write its "
+                                 "outbox into it — check the permissions of the file and of "
+                                 "its directory (for the -wal file)");
+    try {
+        db.query_int("SELECT count(*) FROM sqlite_master");
+    } catch (const LocalDatabaseError&) {
+        throw LocalDatabaseError("cannot open " + path + ": " + sqlite3_errmsg(db.handle()) +
+                                 " — is the path right? It should be Le Stash's lestash.db");
+    }
+    if (db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'items'") ==
+        0)
+        throw SchemaError("cannot attach to " + path +
+                          ": it has no items table, so it is not a Le Stash database — point "
+                          "--db at lestash.db (default ~/.config/lestash/lestash.db)");
+    return db;
+}
+
+struct ColumnInfo {
+    std::string name;
+    std::string type;
+    std::optional<std::string> default_sql;
+    int pk = 0;
+};
+
+std::vector<ColumnInfo> table_info(sqlite::Connection& db, const std::string& table) {
+    sqlite::Statement st(db, "SELECT name, type, dflt_value, pk FROM pragma_table_info(?)");
+    st.bind(1, table);
+    std::vector<ColumnInfo> out;
+    while (st.step())
+        out.push_back({st.text(0), st.text(1),
+                       st.is_null(2) ? std::nullopt : std::optional<std::string>(st.text(2)),
+                       static_cast<int>(st.integer(3))});
+    return out;
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+}
+
+// Checks that the live table can be synced under its spec; returns the synced
+// columns (all but the local key when keyed by rowid).
+std::vector<std::string> validate_table(const std::string& path, const TableSpec& spec,
+                                        const std::vector<ColumnInfo>& cols) {
+    const std::string where = "table " + spec.name + " in " + path;
+    if (cols.empty())
+        throw SchemaError("cannot sync " + where +
+                          ": the table does not exist — remove it from [sync] tables or let the "
+                          "Le Stash CLI migrate the database");
+    std::vector<std::string> names;
+    for (const auto& c : cols) {
+        if (c.name.find(',') != std::string::npos)
+            throw SchemaError("cannot sync " + where + ": column name \"" + c.name +
+                              "\" contains a comma, which the outbox cannot record");
+        names.push_back(c.name);
+    }
+    if (spec.keyed_by_rowid()) {
+        const auto it = std::find_if(cols.begin(), cols.end(),
+                                     [&](const auto& c) { return c.name == spec.local_key[0]; });
+        std::string type = it == cols.end() ? "" : it->type;
+        std::transform(type.begin(), type.end(), type.begin(), ::toupper);
+        if (it == cols.end() || it->pk != 1 || type != "INTEGER")
+            throw SchemaError("cannot sync " + where + ": expected \"" + spec.local_key[0] +
+                              " INTEGER PRIMARY KEY\", as Le Stash creates it");
+    }
+    for (const auto& k : spec.local_key)
+        if (!contains(names, k))
+            throw SchemaError("cannot sync " + where + ": key column " + k + " is missing");
+    for (const auto& k : spec.natural_key)
+        if (!contains(names, k))
+            throw SchemaError("cannot sync " + where + ": natural key column " + k +
+                              " is missing");
+    std::vector<std::string> synced;
+    for (const auto& n : names)
+        if (!(spec.keyed_by_rowid() && n == spec.local_key[0])) synced.push_back(n);
+    return synced;
+}
+
+std::string enqueue_all_rows_sql(const TableSpec& spec, const std::string& op,
+                                 const std::string& changed, const std::string& where) {
+    const std::string tbl = quote_literal(spec.name);
+    if (spec.keyed_by_rowid())
+        return "INSERT INTO _lestash_sync_outbox (tbl, op, local_id, changed) SELECT " + tbl +
+               ", '" + op + "', " + quote_identifier(spec.local_key[0]) + ", " + changed +
+               " FROM " + quote_identifier(spec.name) + where + " ORDER BY 3";
+    std::string key = "json_array(";
+    for (size_t i = 0; i < spec.local_key.size(); ++i)
+        key += std::string(i ? ", " : "") + quote_identifier(spec.local_key[i]);
+    return "INSERT INTO _lestash_sync_outbox (tbl, op, row_key, changed) SELECT " + tbl + ", '" +
+           op + "', " + key + "), " + changed + " FROM " + quote_identifier(spec.name) + where +
+           " ORDER BY rowid";
+}
+
+}  // namespace
+
+int daemon_objects_version() { return static_cast<int>(daemon_migrations().size()); }
+
+Replica::Replica(const AttachOptions& options)
+    : tables_(options.tables), db_(open_database(options.path)) {
+    sqlite3_busy_timeout(db_.handle(), options.busy_timeout_ms);
+    db_.exec("PRAGMA journal_mode = WAL");
+    db_.exec("PRAGMA foreign_keys = ON");
+    install_daemon_objects();
+    ensure_replica_id();
+    sync_capture_triggers();
+}
+
+const TableSpec& Replica::table(const std::string& name) const {
+    for (const auto& t : tables_)
+        if (t.name == name) return t;
+    throw SchemaError("table " + name + " is not synced");
+}
+
+const std::vector<std::string>& Replica::synced_columns(const std::string& table) const {
+    return synced_columns_.at(table);
+}
+const std::vector<std::string>& Replica::live_columns(const std::string& table) const {
+    return live_columns_.at(table);
+}
+
+std::int64_t Replica::schema_version() { return db_.query_int("PRAGMA schema_version"); }
+
+void Replica::install_daemon_objects() {
+    sqlite::Transaction txn(db_);
+    int version = 0;
+    if (db_.query_int("SELECT count(*) FROM sqlite_master WHERE name = '_lestash_sync_meta'") > 0)
+        version = static_cast<int>(
+            db_.query_int("SELECT value FROM _lestash_sync_meta WHERE key = 'objects_version'"));
+    const auto migrations = daemon_migrations();
+    if (version > static_cast<int>(migrations.size()))
+        throw LocalDatabaseError(
+            path() + " was set up by a newer lestash-sync (its objects are at version " +
+            std::to_string(version) + ", this build knows " + std::to_string(migrations.size()) +
+            ") — upgrade lestash-sync");
+    for (size_t i = static_cast<size_t>(version); i < migrations.size(); ++i)
+        db_.exec(migrations[i].text);
+    if (version != static_cast<int>(migrations.size()))
+        set_meta("objects_version", std::to_string(migrations.size()));
+    txn.commit();
+}
+
+void Replica::ensure_replica_id() {
+    if (auto id = meta("replica_id")) {
+        replica_id_ = *id;
+        return;
+    }
+    replica_id_ = random_uuid();
+    set_meta("replica_id", replica_id_);
+}
+
+std::optional<std::string> Replica::meta(const std::string& key) {
+    sqlite::Statement st(db_, "SELECT value FROM _lestash_sync_meta WHERE key = ?");
+    st.bind(1, key);
+    if (!st.step() || st.is_null(0)) return std::nullopt;
+    return st.text(0);
+}
+
+void Replica::set_meta(const std::string& key, const std::string& value) {
+    sqlite::Statement st(db_, "INSERT OR REPLACE INTO _lestash_sync_meta (key, value) VALUES (?, ?)");
+    st.bind_all(key, value).run();
+}
+
+void Replica::sync_capture_triggers() {
+    sqlite::Transaction txn(db_);
+    std::set<std::string> wanted;
+    for (const auto& spec : tables_) {
+        const auto cols = table_info(db_, spec.name);
+        const auto synced = validate_table(path(), spec, cols);
+        const auto previous_text = meta("columns:" + spec.name);
+        std::vector<std::string> previous;
+        if (previous_text) previous = nlohmann::json::parse(*previous_text).get<std::vector<std::string>>();
+        for (const auto& c : previous)
+            if (!contains(synced, c))
+                throw SchemaError("sync stopped for " + path() + ": column " + spec.name + "." +
+                                  c +
+                                  " was removed from the database after it was synced; its "
+                                  "data would be lost. Restore the column (or the Le Stash "
+                                  "version that had it) and restart lestash-syncd");
+
+        const auto names = capture_trigger_names(spec);
+        const auto sql = capture_trigger_sql(spec, synced);
+        for (size_t i = 0; i < names.size(); ++i) {
+            wanted.insert(names[i]);
+            sqlite::Statement existing(db_,
+                                       "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
+                                       "name = ?");
+            existing.bind(1, names[i]);
+            if (existing.step() && existing.text(0) == sql[i]) continue;
+            db_.exec("DROP TRIGGER IF EXISTS " + quote_identifier(names[i]));
+            db_.exec(sql[i]);
+        }
+
+        if (!previous_text) {
+            // First capture of this table: its existing rows are local changes too.
+            db_.exec(enqueue_all_rows_sql(spec, "I", "NULL", ""));
+        } else {
+            // Columns the app just added: rows that already hold a non-default
+            // value in them (set by the migration itself, or written before
+            // the triggers caught up) are sent as updates of that column.
+            for (const auto& c : cols) {
+                if (contains(previous, c.name) || !contains(synced, c.name)) continue;
+                const std::string where = " WHERE " + quote_identifier(c.name) + " IS NOT (" +
+                                          c.default_sql.value_or("NULL") + ")";
+                db_.exec(enqueue_all_rows_sql(spec, "U", quote_literal(c.name), where));
+            }
+        }
+        set_meta("columns:" + spec.name, nlohmann::json(synced).dump());
+        synced_columns_[spec.name] = synced;
+        auto& live = live_columns_[spec.name];
+        live.clear();
+        for (const auto& c : cols) live.push_back(c.name);
+    }
+
+    // Tables no longer synced: drop their triggers and forget their columns,
+    // so syncing them again later starts with a fresh snapshot.
+    sqlite::Statement stale(db_,
+                            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
+                            "name LIKE '\\_lestash\\_sync\\_%' ESCAPE '\\'");
+    std::vector<std::string> drop;
+    while (stale.step())
+        if (!wanted.count(stale.text(0))) drop.push_back(stale.text(0));
+    for (const auto& name : drop) db_.exec("DROP TRIGGER " + quote_identifier(name));
+    sqlite::Statement forget(db_, "SELECT key FROM _lestash_sync_meta WHERE key LIKE 'columns:%'");
+    std::vector<std::string> forgotten;
+    while (forget.step()) {
+        const std::string table = forget.text(0).substr(8);
+        if (std::none_of(tables_.begin(), tables_.end(),
+                         [&](const auto& s) { return s.name == table; }))
+            forgotten.push_back(forget.text(0));
+    }
+    for (const auto& key : forgotten) {
+        sqlite::Statement del(db_, "DELETE FROM _lestash_sync_meta WHERE key = ?");
+        del.bind(1, key).run();
+    }
+    schema_version_seen_ = schema_version();
+    txn.commit();
+}
+
+bool Replica::follow_schema_changes() {
+    if (schema_version() == schema_version_seen_) return false;
+    const auto before = schema_version_seen_;
+    sync_capture_triggers();
+    return schema_version_seen_ != before;
+}
+
+std::vector<OutboxEntry> Replica::read_outbox(std::int64_t after_seq, int limit) {
+    sqlite::Statement st(db_,
+                         "SELECT seq, tbl, op, local_id, row_key, row_uuid, link_uuids, changed, "
+                         "captured_at FROM _lestash_sync_outbox WHERE seq > ? ORDER BY seq "
+                         "LIMIT ?");
+    st.bind(1, after_seq).bind(2, static_cast<std::int64_t>(limit));
+    std::vector<OutboxEntry> out;
+    while (st.step()) {
+        OutboxEntry e;
+        e.seq = st.integer(0);
+        e.table = st.text(1);
+        e.op = st.text(2).at(0);
+        if (!st.is_null(3)) e.local_id = st.integer(3);
+        e.row_key = st.text(4);
+        if (!st.is_null(5)) e.row_uuid = uuid_from_bytes(std::get<sqlite::Blob>(st.value(5)).bytes);
+        e.link_uuids = st.text(6);
+        std::string changed = st.text(7);
+        for (size_t pos = 0; !changed.empty();) {
+            const size_t comma = changed.find(',', pos);
+            e.changed.push_back(changed.substr(pos, comma - pos));
+            if (comma == std::string::npos) break;
+            pos = comma + 1;
+        }
+        e.captured_at = st.text(8);
+        out.push_back(std::move(e));
+    }
+    return out;
+}
+
+std::int64_t Replica::outbox_depth() { return db_.query_int("SELECT count(*) FROM _lestash_sync_outbox"); }
+
+ApplyScope::ApplyScope(sqlite::Connection& db) : db_(db), txn_(db) {
+    db_.exec("INSERT INTO _lestash_sync_applying (flag) VALUES (1)");
+}
+
+void ApplyScope::commit() {
+    db_.exec("DELETE FROM _lestash_sync_applying");
+    txn_.commit();
+}
+
+}  // namespace lestash
