@@ -3,6 +3,7 @@
 // outbox they fill.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -79,6 +80,13 @@ private:
     std::map<std::string, std::vector<std::string>> live_columns_;
     std::int64_t schema_version_seen_ = -1;
 };
+
+// SQLite's busy handler polls (every 1 to 100 ms) instead of queueing, so a
+// writer that takes the lock again right after releasing it can starve the
+// app until its 5 s timeout ends in "database is locked". The engine calls
+// this between consecutive write transactions: it sleeps half as long as the
+// lock was held (at least 1 ms, at most 50 ms).
+void yield_to_app(std::chrono::steady_clock::duration held);
 
 // The engine's own write transaction: BEGIN IMMEDIATE with the apply flag
 // set, so the capture triggers ignore what it writes. The flag row is removed

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 #include <unistd.h>
 
 #include "lestash_sync/capture.hpp"
@@ -336,6 +337,12 @@ std::vector<OutboxEntry> Replica::read_outbox(std::int64_t after_seq, int limit)
 }
 
 std::int64_t Replica::outbox_depth() { return db_.query_int("SELECT count(*) FROM _lestash_sync_outbox"); }
+
+void yield_to_app(std::chrono::steady_clock::duration held) {
+    using std::chrono::milliseconds;
+    std::this_thread::sleep_for(std::clamp<std::chrono::steady_clock::duration>(
+        held / 2, milliseconds(1), milliseconds(50)));
+}
 
 ApplyScope::ApplyScope(sqlite::Connection& db) : db_(db), txn_(db) {
     db_.exec("INSERT INTO _lestash_sync_applying (flag) VALUES (1)");
