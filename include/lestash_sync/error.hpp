@@ -34,14 +34,16 @@ public:
 // Postgres refused, failed or could not be reached.
 class UpstreamError : public Error {
 public:
-    UpstreamError(const std::string& what, bool transient)
-        : Error(what), transient_(transient) {}
+    UpstreamError(const std::string& what, bool transient, std::string sqlstate = {})
+        : Error(what), transient_(transient), sqlstate_(std::move(sqlstate)) {}
     // Transient errors (connection lost, serialization failure, deadlock) are
     // retried with backoff; the others are permanent for the change at hand.
     bool transient() const { return transient_; }
+    const std::string& sqlstate() const { return sqlstate_; }
 
 private:
     bool transient_;
+    std::string sqlstate_;
 };
 
 }  // namespace lestash

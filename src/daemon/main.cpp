@@ -1,27 +1,80 @@
-// lestash-syncd: wires the engine together. Attaches to the app's database and
-// (with --once) reports what is waiting to be synced.
+// lestash-syncd: wires the engine together. `--once` attaches, pushes what is
+// pending, pulls until caught up, prints a one-line summary and exits;
+// `migrate` applies the upstream schema.
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <iostream>
 
 #include "lestash_sync/error.hpp"
 #include "lestash_sync/paths.hpp"
 #include "lestash_sync/replica.hpp"
+#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/upstream.hpp"
+
+namespace {
+
+struct Options {
+    std::string db_path = lestash::default_database_path();
+    std::string postgres;
+    std::string replica_name;
+    bool once = false;
+};
+
+int run_once(const Options& o) {
+    const auto t0 = std::chrono::steady_clock::now();
+    lestash::Replica replica({o.db_path});
+    if (!o.replica_name.empty()) replica.set_meta("replica_name", o.replica_name);
+    if (o.postgres.empty()) {
+        std::cout << "attached to " << replica.path() << " (replica " << replica.replica_id()
+                  << "): " << replica.outbox_depth()
+                  << " local changes waiting; no Postgres configured (--postgres), nothing synced\n";
+        return 0;
+    }
+    lestash::Upstream upstream(o.postgres);
+    lestash::SyncEngine engine(replica, upstream);
+    auto pushed = engine.push_all();
+    auto pulled = engine.apply_deferred();
+    pulled += engine.pull_all();
+    pulled += engine.apply_deferred();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf(
+        "synced %s with %s: pushed %lld changes (%lld rows written, %lld deleted, %lld refused), "
+        "pulled %lld changes (%lld rows applied, %lld deleted, %lld held for local edits) in "
+        "%.2f s\n",
+        replica.path().c_str(), upstream.target().c_str(), static_cast<long long>(pushed.entries),
+        static_cast<long long>(pushed.upserted), static_cast<long long>(pushed.deleted),
+        static_cast<long long>(pushed.dead_lettered), static_cast<long long>(pulled.changes),
+        static_cast<long long>(pulled.applied), static_cast<long long>(pulled.deleted),
+        static_cast<long long>(pulled.deferred), secs);
+    return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"lestash-syncd: keeps a Le Stash database in sync with Postgres"};
-    std::string db_path = lestash::default_database_path();
-    bool once = false;
-    app.add_option("--db", db_path, "Le Stash database (default ~/.config/lestash/lestash.db)");
-    app.add_flag("--once", once, "attach, sync what is pending, print a summary and exit");
+    Options o;
+    app.add_option("--db", o.db_path, "Le Stash database (default ~/.config/lestash/lestash.db)");
+    app.add_option("--postgres", o.postgres, "libpq conninfo or service=NAME of the upstream");
+    app.add_option("--replica", o.replica_name, "name of this replica (default: hostname-based)");
+    app.add_flag("--once", o.once, "attach, push pending changes, pull until caught up, exit");
+    auto* migrate = app.add_subcommand("migrate", "apply the upstream schema (needs an owner role)");
+    std::string migrate_conninfo;
+    migrate->add_option("--postgres", migrate_conninfo, "conninfo of a role that may create the schema")
+        ->required();
     CLI11_PARSE(app, argc, argv);
 
     try {
-        lestash::Replica replica({db_path});
-        std::cout << "attached to " << replica.path() << " (replica " << replica.replica_id()
-                  << "): " << replica.outbox_depth() << " local changes waiting in the outbox\n";
-        return 0;
+        if (*migrate) {
+            const int version = lestash::apply_migrations(migrate_conninfo);
+            std::cout << "upstream schema at " << lestash::describe_target(migrate_conninfo)
+                      << " is at version " << version << "\n";
+            return 0;
+        }
+        return run_once(o);
     } catch (const lestash::Error& e) {
         std::cerr << "lestash-syncd: " << e.what() << "\n";
         return 1;

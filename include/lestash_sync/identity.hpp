@@ -1,0 +1,46 @@
+// The daemon-owned map (table, local id) <-> global UUID, and the rules that
+// give a row its UUID (see table_spec.hpp and docs/architecture.md).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/table_spec.hpp"
+
+namespace lestash {
+
+struct Mapping {
+    std::int64_t local_id = 0;
+    std::string uuid;
+    std::optional<std::int64_t> server_rev;
+};
+
+class IdentityMap {
+public:
+    explicit IdentityMap(sqlite::Connection& db);
+
+    std::optional<Mapping> by_local_id(const std::string& table, std::int64_t local_id);
+    std::optional<Mapping> by_uuid(const std::string& table, const std::string& uuid);
+    // Records the mapping, replacing whatever mapping the local id or the
+    // UUID had before.
+    void set(const std::string& table, std::int64_t local_id, const std::string& uuid,
+             std::optional<std::int64_t> server_rev);
+    void set_server_rev(const std::string& uuid, std::int64_t rev);
+    void forget(const std::string& uuid);
+
+private:
+    sqlite::Connection& db_;
+    sqlite::Statement by_local_, by_uuid_, forget_uuid_, insert_, set_rev_;
+};
+
+// The UUID a row gets the first time it is pushed: name-based from the
+// natural key when the table has one and no key value is NULL, else random.
+// `key_values` are the natural key columns in spec order.
+std::string new_row_uuid(const TableSpec& spec, const std::vector<sqlite::Value>& key_values);
+// The UUID of a link row (item_tags) from its parents' UUIDs, in spec order.
+std::string link_row_uuid(const TableSpec& spec, const std::vector<std::string>& parent_uuids);
+
+}  // namespace lestash

@@ -1,0 +1,96 @@
+// The sync cycle: push the outbox to Postgres exactly once, pull every change
+// made elsewhere and apply it to the replica, converging column by column.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lestash_sync/identity.hpp"
+#include "lestash_sync/replica.hpp"
+#include "lestash_sync/upstream.hpp"
+
+namespace lestash {
+
+struct SyncOptions {
+    int push_batch = 500;
+    int pull_batch = 2000;
+    // Named points in push and pull where tests inject faults (throwing from
+    // the hook simulates a crash right there): "push:after-commit",
+    // "pull:after-fetch", "pull:before-cursor-save".
+    std::function<void(std::string_view point)> fault_hook;
+};
+
+struct PushStats {
+    std::int64_t entries = 0;  // outbox entries consumed
+    std::int64_t upserted = 0;
+    std::int64_t deleted = 0;
+    std::int64_t dead_lettered = 0;
+    std::int64_t already_applied = 0;  // batches Postgres had seen (lost ack)
+    PushStats& operator+=(const PushStats& o);
+};
+
+struct PullStats {
+    std::int64_t changes = 0;  // change-log entries read
+    std::int64_t applied = 0;  // rows inserted or updated locally
+    std::int64_t deleted = 0;
+    std::int64_t deferred = 0;  // rows held back by pending local edits
+    PullStats& operator+=(const PullStats& o);
+};
+
+// A synced column present both locally and upstream.
+struct MappedColumn {
+    std::string name;
+    PgType type;
+    const ForeignKey* fk = nullptr;  // values are local ids here, UUIDs upstream
+};
+
+struct TableMapping {
+    const TableSpec* spec = nullptr;
+    std::vector<MappedColumn> columns;
+    std::vector<size_t> natural_key;  // indexes into columns
+    const MappedColumn* find(const std::string& name) const;
+};
+
+class SyncEngine {
+public:
+    SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options = {});
+    ~SyncEngine();
+
+    // One batch each; `entries`/`changes` is 0 when there was nothing to do.
+    PushStats push_batch();
+    PullStats pull_batch();
+    // Until the outbox is empty / the replica has caught up.
+    PushStats push_all();
+    PullStats pull_all();
+    // Re-fetches rows whose remote change waited for local edits to be pushed.
+    PullStats apply_deferred();
+
+    // Re-reads both schemas (after the app migrated).
+    void refresh_mappings();
+    const TableMapping& mapping(const std::string& table) const;
+    const std::string& replica_id() const { return replica_.replica_id(); }
+    std::string replica_name();
+
+private:
+    struct PreparedPush;
+    struct FetchedRows;
+    PreparedPush prepare_push(const std::vector<OutboxEntry>& entries);
+    void send_push(PreparedPush& batch, bool isolate_rows);
+    void finish_push(const PreparedPush& batch);
+    FetchedRows fetch_rows(pqxx::transaction_base& tx,
+                           const std::vector<std::pair<std::string, std::string>>& keys);
+    PullStats apply_rows(const FetchedRows& rows, const std::string* cursor);
+    void fault(std::string_view point);
+
+    Replica& replica_;
+    Upstream& upstream_;
+    SyncOptions options_;
+    std::vector<TableMapping> mappings_;
+    IdentityMap ids_;
+};
+
+}  // namespace lestash

@@ -1,0 +1,67 @@
+// The Postgres side: one connection to the upstream database, the check that
+// its schema is what this daemon needs, the migrations runner, and the
+// mapping of libpqxx failures to typed, classified errors.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <pqxx/pqxx>
+#include <string>
+#include <vector>
+
+#include "lestash_sync/error.hpp"
+#include "lestash_sync/table_spec.hpp"
+#include "lestash_sync/value_codec.hpp"
+
+namespace lestash {
+
+// The upstream schema version (migrations/postgres) this build needs.
+inline constexpr int kRequiredUpstreamVersion = 3;
+
+struct UpstreamColumn {
+    std::string name;
+    PgType type;
+};
+
+struct UpstreamTable {
+    std::string name;
+    std::vector<UpstreamColumn> columns;  // data columns: no id, no _bookkeeping
+    const UpstreamColumn* find(const std::string& column) const;
+};
+using UpstreamSchema = std::map<std::string, UpstreamTable>;
+
+// "user@host:port/dbname" for messages and status; never the password.
+std::string describe_target(const std::string& conninfo);
+
+// Raises the exception being handled (call inside a catch block) as an
+// UpstreamError saying what was being done, classified transient or not.
+[[noreturn]] void rethrow_as_upstream_error(const std::string& doing);
+bool is_transient_sqlstate(const std::string& sqlstate);
+
+class Upstream {
+public:
+    // Connects; raises UpstreamError naming the target (password hidden)
+    // and what to check.
+    explicit Upstream(const std::string& conninfo);
+
+    pqxx::connection& connection() { return *conn_; }
+    const std::string& target() const { return target_; }
+
+    // 0 when the lestash schema is missing.
+    int schema_version();
+    // Raises a permanent UpstreamError telling to run `lestash-syncd migrate`
+    // when the upstream schema is older than this daemon needs.
+    void require_schema();
+    // Column types of the synced tables upstream.
+    UpstreamSchema read_schema(const std::vector<TableSpec>& tables);
+
+private:
+    std::string target_;
+    std::unique_ptr<pqxx::connection> conn_;
+};
+
+// Applies every migration in migrations/postgres (built in) in order, each
+// in its own transaction; all are idempotent. Returns the resulting version.
+int apply_migrations(const std::string& conninfo);
+
+}  // namespace lestash

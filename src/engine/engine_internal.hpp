@@ -1,0 +1,26 @@
+// Pieces shared by push.cpp and pull.cpp (not part of the public API).
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/sync_engine.hpp"
+
+namespace lestash::detail {
+
+// "SELECT c1, c2 FROM t WHERE <local key> = ?"; for link tables the key is
+// every local key column.
+std::string select_row_sql(const TableMapping& m);
+// Reads the mapped columns of one local row; nullopt when it is gone.
+// `key` is the local id (rowid tables) or the link key values.
+std::optional<std::vector<sqlite::Value>> read_local_row(sqlite::Connection& db,
+                                                         const TableMapping& m,
+                                                         const std::vector<sqlite::Value>& key);
+// Values of the local key of a link row from its outbox row_key JSON.
+std::vector<sqlite::Value> link_key_values(const std::string& row_key_json);
+
+std::string uuid_array_literal(const std::vector<std::string>& uuids);
+
+}  // namespace lestash::detail

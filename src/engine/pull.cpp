@@ -1,0 +1,459 @@
+// Pull: read the change log below the oldest running transaction, fetch the
+// current state of the changed rows, and apply it in one short SQLite
+// transaction per batch (FK-safe order, UUIDs translated to local ids, rows
+// with unpushed local edits held back, the app's history trigger undone).
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "engine_internal.hpp"
+#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/uuid.hpp"
+
+namespace lestash {
+using nlohmann::json;
+using sqlite::quote_identifier;
+
+namespace {
+
+struct FetchedRow {
+    std::string uuid;
+    bool exists = false;
+    std::vector<std::optional<std::string>> values;  // libpq text per mapped column
+    std::int64_t rev = 0;
+    json overrides;  // _sqlite, or null
+};
+
+std::string fetch_sql(const TableMapping& m, const std::string& where) {
+    std::string sql = "SELECT \"id\"::text";
+    for (const auto& c : m.columns) sql += ", " + quote_identifier(c.name);
+    return sql + ", \"_rev\", \"_sqlite\"::text FROM lestash." + quote_identifier(m.spec->name) +
+           " " + where;
+}
+
+FetchedRow row_from(const pqxx::row& r, const TableMapping& m) {
+    FetchedRow f;
+    f.uuid = r[0].as<std::string>();
+    f.exists = true;
+    for (size_t i = 0; i < m.columns.size(); ++i) {
+        const auto& field = r[static_cast<int>(i + 1)];
+        f.values.push_back(field.is_null() ? std::nullopt
+                                           : std::optional<std::string>(field.c_str()));
+    }
+    f.rev = r[static_cast<int>(m.columns.size() + 1)].as<std::int64_t>();
+    const auto& o = r[static_cast<int>(m.columns.size() + 2)];
+    f.overrides = o.is_null() ? json(nullptr) : json::parse(o.c_str());
+    return f;
+}
+
+std::pair<std::string, std::int64_t> parse_cursor(const std::string& text) {
+    const auto colon = text.find(':');
+    return {text.substr(0, colon), std::stoll(text.substr(colon + 1))};
+}
+
+}  // namespace
+
+struct SyncEngine::FetchedRows {
+    std::map<std::string, std::vector<FetchedRow>> by_table;
+    bool empty() const { return by_table.empty(); }
+};
+
+SyncEngine::FetchedRows SyncEngine::fetch_rows(
+    pqxx::transaction_base& tx, const std::vector<std::pair<std::string, std::string>>& keys) {
+    FetchedRows out;
+    std::map<std::string, std::vector<std::string>> wanted;
+    for (const auto& [table, uuid] : keys) wanted[table].push_back(uuid);
+    for (const auto& [table, uuids] : wanted) {
+        const auto& m = mapping(table);
+        auto& rows = out.by_table[table];
+        std::set<std::string> found;
+        for (const auto& r : tx.exec_params(fetch_sql(m, "WHERE \"id\" = ANY($1::uuid[])"),
+                                            detail::uuid_array_literal(uuids))) {
+            rows.push_back(row_from(r, m));
+            found.insert(rows.back().uuid);
+        }
+        for (const auto& u : uuids)
+            if (!found.count(u)) rows.push_back(FetchedRow{u});  // gone upstream: deleted
+    }
+    return out;
+}
+
+namespace {
+
+// Applies fetched rows inside one ApplyScope.
+class RowApplier {
+public:
+    RowApplier(sqlite::Connection& db, IdentityMap& ids, const std::vector<TableMapping>& maps)
+        : db_(db), ids_(ids), maps_(maps) {
+        sqlite::Statement st(db_, "SELECT tbl, coalesce(local_id, row_key) FROM _lestash_sync_outbox");
+        while (st.step()) pending_.insert({st.text(0), st.text(1)});
+    }
+
+    PullStats apply(const std::map<std::string, std::vector<FetchedRow>>& by_table) {
+        for (const auto& m : maps_) {
+            auto it = by_table.find(m.spec->name);
+            const bool items = m.spec->name == "items";
+            const std::int64_t history_mark =
+                items ? db_.query_int("SELECT coalesce(max(id), 0) FROM item_history") : 0;
+            if (it != by_table.end())
+                for (const auto& row : it->second)
+                    if (row.exists) upsert(m, row);
+            if (items) {
+                resolve_pending_references();
+                // The app's capture_item_history trigger fired for our updates;
+                // the originating replica's history row arrives through sync.
+                sqlite::Statement undo(db_, "DELETE FROM item_history WHERE id > ?");
+                undo.bind(1, history_mark).run();
+            }
+        }
+        for (auto m = maps_.rbegin(); m != maps_.rend(); ++m) {
+            auto it = by_table.find(m->spec->name);
+            if (it == by_table.end()) continue;
+            for (const auto& row : it->second)
+                if (!row.exists) remove(*m, row.uuid);
+        }
+        resolve_pending_references();
+        return stats_;
+    }
+
+private:
+    bool is_pending(const TableMapping& m, const std::string& key) const {
+        return pending_.count({m.spec->name, key}) > 0;
+    }
+
+    void defer(const TableMapping& m, const std::string& uuid) {
+        sqlite::Statement st(db_, "INSERT OR IGNORE INTO _lestash_sync_deferred (tbl, uuid) VALUES (?, ?)");
+        st.bind(1, m.spec->name).bind(2, sqlite::Value{sqlite::Blob{uuid_to_bytes(uuid)}}).run();
+        ++stats_.deferred;
+    }
+
+    void undefer(const TableMapping& m, const std::string& uuid) {
+        sqlite::Statement st(db_, "DELETE FROM _lestash_sync_deferred WHERE tbl = ? AND uuid = ?");
+        st.bind(1, m.spec->name).bind(2, sqlite::Value{sqlite::Blob{uuid_to_bytes(uuid)}}).run();
+    }
+
+    // Decodes the fetched values; references become local ids (or NULL with
+    // a note to fill them in when the row they point to arrives).
+    std::vector<sqlite::Value> decode(const TableMapping& m, const FetchedRow& row,
+                                      std::vector<std::pair<std::string, std::string>>& unresolved) {
+        std::vector<sqlite::Value> out;
+        for (size_t i = 0; i < m.columns.size(); ++i) {
+            const auto& col = m.columns[i];
+            if (col.fk) {
+                if (!row.values[i]) {
+                    out.emplace_back(std::monostate{});
+                } else if (auto parent = ids_.by_uuid(col.fk->parent_table, *row.values[i])) {
+                    out.emplace_back(parent->local_id);
+                } else {
+                    out.emplace_back(std::monostate{});
+                    unresolved.emplace_back(col.name, *row.values[i]);
+                }
+                continue;
+            }
+            const json* o = row.overrides.is_object() && row.overrides.contains(col.name)
+                                ? &row.overrides[col.name]
+                                : nullptr;
+            out.push_back(decode_value(row.values[i], col.type, o));
+        }
+        return out;
+    }
+
+    std::optional<std::int64_t> find_by_natural_key(const TableMapping& m,
+                                                    const std::vector<sqlite::Value>& values) {
+        if (m.natural_key.empty()) return std::nullopt;
+        std::string sql = "SELECT " + quote_identifier(m.spec->local_key[0]) + " FROM " +
+                          quote_identifier(m.spec->name) + " WHERE ";
+        for (size_t k = 0; k < m.natural_key.size(); ++k) {
+            if (values[m.natural_key[k]].index() == 0) return std::nullopt;  // NULL never matches
+            sql += (k ? " AND " : "") + quote_identifier(m.columns[m.natural_key[k]].name) + " = ?";
+        }
+        sqlite::Statement st(db_, sql);
+        for (size_t k = 0; k < m.natural_key.size(); ++k)
+            st.bind(static_cast<int>(k + 1), values[m.natural_key[k]]);
+        if (!st.step()) return std::nullopt;
+        return st.integer(0);
+    }
+
+    void upsert(const TableMapping& m, const FetchedRow& row) {
+        std::vector<std::pair<std::string, std::string>> unresolved;
+        const auto values = decode(m, row, unresolved);
+        if (!m.spec->keyed_by_rowid()) {
+            upsert_link(m, row, values, unresolved);
+            return;
+        }
+        auto known = ids_.by_uuid(m.spec->name, row.uuid);
+        std::optional<std::int64_t> local = known ? std::optional(known->local_id) : std::nullopt;
+        if (!local) local = find_by_natural_key(m, values);  // the same post, imported here too
+        if (local && is_pending(m, std::to_string(*local))) {
+            defer(m, row.uuid);  // local edits go first; fetched again after they are pushed
+            return;
+        }
+        if (local && !detail::read_local_row(db_, m, {sqlite::Value{*local}})) local.reset();
+        if (local) {
+            const auto current = detail::read_local_row(db_, m, {sqlite::Value{*local}});
+            if (*current != values) update_row(m, *local, values);
+        } else {
+            local = insert_row(m, values);
+        }
+        ids_.set(m.spec->name, *local, row.uuid, row.rev);
+        note_unresolved(m, *local, unresolved);
+        undefer(m, row.uuid);
+        ++stats_.applied;
+    }
+
+    void upsert_link(const TableMapping& m, const FetchedRow& row,
+                     const std::vector<sqlite::Value>& values,
+                     const std::vector<std::pair<std::string, std::string>>& unresolved) {
+        if (!unresolved.empty()) return;  // a parent is not here: it was deleted locally
+        json key = json::array();
+        for (const auto& k : m.spec->local_key) key.push_back(std::get<std::int64_t>(values[m.find(k) - m.columns.data()]));
+        if (is_pending(m, key.dump())) {
+            defer(m, row.uuid);
+            return;
+        }
+        std::string cols, marks;
+        for (const auto& c : m.columns) {
+            cols += (cols.empty() ? "" : ", ") + quote_identifier(c.name);
+            marks += marks.empty() ? "?" : ", ?";
+        }
+        sqlite::Statement st(db_, "INSERT OR IGNORE INTO " + quote_identifier(m.spec->name) + " (" +
+                                      cols + ") VALUES (" + marks + ")");
+        for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
+        st.run();
+        undefer(m, row.uuid);
+        ++stats_.applied;
+    }
+
+    std::int64_t insert_row(const TableMapping& m, const std::vector<sqlite::Value>& values) {
+        std::string cols, marks;
+        for (const auto& c : m.columns) {
+            cols += (cols.empty() ? "" : ", ") + quote_identifier(c.name);
+            marks += marks.empty() ? "?" : ", ?";
+        }
+        auto& st = statement(m.spec->name + ":insert", "INSERT INTO " +
+                                                           quote_identifier(m.spec->name) + " (" +
+                                                           cols + ") VALUES (" + marks + ")");
+        for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
+        st.run();
+        return db_.last_insert_rowid();
+    }
+
+    void update_row(const TableMapping& m, std::int64_t local_id,
+                    const std::vector<sqlite::Value>& values) {
+        std::string sets;
+        for (const auto& c : m.columns) sets += (sets.empty() ? "" : ", ") + quote_identifier(c.name) + " = ?";
+        auto& st = statement(m.spec->name + ":update",
+                             "UPDATE " + quote_identifier(m.spec->name) + " SET " + sets + " WHERE " +
+                                 quote_identifier(m.spec->local_key[0]) + " = ?");
+        for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
+        st.bind(static_cast<int>(values.size() + 1), local_id);
+        st.run();
+    }
+
+    void note_unresolved(const TableMapping& m, std::int64_t local_id,
+                         const std::vector<std::pair<std::string, std::string>>& unresolved) {
+        sqlite::Statement clear(db_, "DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ?");
+        clear.bind(1, m.spec->name).bind(2, local_id).run();
+        sqlite::Statement add(db_,
+                              "INSERT OR REPLACE INTO _lestash_sync_unresolved (tbl, local_id, col, "
+                              "parent_uuid) VALUES (?, ?, ?, ?)");
+        for (const auto& [col, uuid] : unresolved)
+            add.bind(1, m.spec->name)
+                .bind(2, local_id)
+                .bind(3, col)
+                .bind(4, sqlite::Value{sqlite::Blob{uuid_to_bytes(uuid)}})
+                .run();
+    }
+
+    // References that arrived before the row they point to, now resolvable.
+    void resolve_pending_references() {
+        sqlite::Statement st(db_,
+                             "SELECT u.tbl, u.local_id, u.col, i.local_id FROM "
+                             "_lestash_sync_unresolved u JOIN _lestash_sync_ids i ON i.uuid = "
+                             "u.parent_uuid");
+        std::vector<std::tuple<std::string, std::int64_t, std::string, std::int64_t>> found;
+        while (st.step()) found.emplace_back(st.text(0), st.integer(1), st.text(2), st.integer(3));
+        for (const auto& [table, id, col, parent] : found) {
+            const TableSpec* spec = nullptr;
+            for (const auto& m : maps_)
+                if (m.spec->name == table) spec = m.spec;
+            if (!spec) continue;
+            sqlite::Statement set(db_, "UPDATE " + quote_identifier(table) + " SET " +
+                                           quote_identifier(col) + " = ? WHERE " +
+                                           quote_identifier(spec->local_key[0]) + " = ?");
+            set.bind(1, parent).bind(2, id).run();
+            sqlite::Statement done(db_,
+                                   "DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND "
+                                   "local_id = ? AND col = ?");
+            done.bind(1, table).bind(2, id).bind(3, col).run();
+        }
+    }
+
+    void remove(const TableMapping& m, const std::string& uuid) {
+        if (!m.spec->keyed_by_rowid()) {
+            remove_link(m, uuid);
+            return;
+        }
+        const auto known = ids_.by_uuid(m.spec->name, uuid);
+        if (!known) return;
+        if (is_pending(m, std::to_string(known->local_id))) {
+            defer(m, uuid);
+            return;
+        }
+        sqlite::Statement st(db_, "DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " +
+                                      quote_identifier(m.spec->local_key[0]) + " = ?");
+        st.bind(1, known->local_id).run();
+        ids_.forget(uuid);
+        undefer(m, uuid);
+        ++stats_.deleted;
+    }
+
+    // A link row's UUID derives from its parents'; find which local row has it.
+    void remove_link(const TableMapping& m, const std::string& uuid) {
+        auto& index = link_index(m);
+        const auto it = index.find(uuid);
+        if (it == index.end()) return;
+        json key = json::array();
+        for (const auto& v : it->second) key.push_back(std::get<std::int64_t>(v));
+        if (is_pending(m, key.dump())) {
+            defer(m, uuid);
+            return;
+        }
+        std::string where;
+        for (const auto& k : m.spec->local_key) where += (where.empty() ? "" : " AND ") + quote_identifier(k) + " = ?";
+        sqlite::Statement st(db_, "DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " + where);
+        for (size_t i = 0; i < it->second.size(); ++i) st.bind(static_cast<int>(i + 1), it->second[i]);
+        st.run();
+        undefer(m, uuid);
+        ++stats_.deleted;
+    }
+
+    std::map<std::string, std::vector<sqlite::Value>>& link_index(const TableMapping& m) {
+        auto [it, fresh] = link_indexes_.try_emplace(m.spec->name);
+        if (!fresh) return it->second;
+        std::string cols;
+        for (const auto& k : m.spec->local_key) cols += (cols.empty() ? "" : ", ") + quote_identifier(k);
+        sqlite::Statement st(db_, "SELECT " + cols + " FROM " + quote_identifier(m.spec->name));
+        while (st.step()) {
+            std::vector<sqlite::Value> key;
+            std::vector<std::string> parents;
+            for (size_t i = 0; i < m.spec->local_key.size(); ++i) {
+                key.push_back(st.value(static_cast<int>(i)));
+                const auto p = ids_.by_local_id(m.spec->foreign_keys[i].parent_table, st.integer(static_cast<int>(i)));
+                if (p) parents.push_back(p->uuid);
+            }
+            if (parents.size() == key.size()) it->second[link_row_uuid(*m.spec, parents)] = key;
+        }
+        return it->second;
+    }
+
+    sqlite::Statement& statement(const std::string& name, const std::string& sql) {
+        auto it = statements_.find(name);
+        if (it == statements_.end())
+            it = statements_.emplace(name, std::make_unique<sqlite::Statement>(db_, sql)).first;
+        return *it->second;
+    }
+
+    sqlite::Connection& db_;
+    IdentityMap& ids_;
+    const std::vector<TableMapping>& maps_;
+    std::set<std::pair<std::string, std::string>> pending_;
+    std::map<std::string, std::map<std::string, std::vector<sqlite::Value>>> link_indexes_;
+    std::map<std::string, std::unique_ptr<sqlite::Statement>> statements_;
+    PullStats stats_;
+};
+
+}  // namespace
+
+PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cursor) {
+    const auto t0 = std::chrono::steady_clock::now();
+    PullStats stats;
+    {
+        ApplyScope scope(replica_.db());
+        RowApplier applier(replica_.db(), ids_, mappings_);
+        stats = applier.apply(rows.by_table);
+        fault("pull:before-cursor-save");
+        if (cursor) replica_.set_meta("pull_cursor", *cursor);
+        scope.commit();
+    }
+    yield_to_app(std::chrono::steady_clock::now() - t0);
+    return stats;
+}
+
+PullStats SyncEngine::pull_batch() {
+    if (replica_.follow_schema_changes()) refresh_mappings();
+    const auto cursor_text = replica_.meta("pull_cursor");
+    FetchedRows fetched;
+    std::string next_cursor;
+    std::int64_t changes = 0;
+    try {
+        pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only> tx(
+            upstream_.connection());
+        if (!cursor_text) {
+            // A replica that never pulled starts from a snapshot of every
+            // table, then follows the change log from the snapshot's horizon.
+            next_cursor = tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0]
+                              .as<std::string>() + ":0";
+            for (const auto& m : mappings_) {
+                auto& out = fetched.by_table[m.spec->name];
+                for (const auto& r : tx.exec(fetch_sql(m, "")) ) out.push_back(row_from(r, m));
+                changes += static_cast<std::int64_t>(out.size());
+            }
+            tx.commit();
+        } else {
+            const auto [xid, id] = parse_cursor(*cursor_text);
+            const auto log = tx.exec_params(
+                "SELECT id, xid::text, tbl, row_id::text, origin::text FROM lestash.change_log "
+                "WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < "
+                "pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT $3",
+                xid, id, options_.pull_batch);
+            if (log.empty()) {
+                tx.commit();
+                return {};
+            }
+            std::vector<std::pair<std::string, std::string>> keys;
+            std::set<std::pair<std::string, std::string>> seen;
+            for (const auto& r : log) {
+                const std::string table = r[2].as<std::string>();
+                if (!r[4].is_null() && r[4].as<std::string>() == replica_.replica_id()) continue;
+                if (std::none_of(mappings_.begin(), mappings_.end(),
+                                 [&](const auto& m) { return m.spec->name == table; }))
+                    continue;
+                if (seen.insert({table, r[3].as<std::string>()}).second)
+                    keys.emplace_back(table, r[3].as<std::string>());
+            }
+            const auto& last = log[log.size() - 1];
+            next_cursor = last[1].as<std::string>() + ":" + last[0].as<std::string>();
+            changes = static_cast<std::int64_t>(log.size());
+            fetched = fetch_rows(tx, keys);
+            tx.commit();
+        }
+    } catch (...) {
+        rethrow_as_upstream_error("pulling changes from " + upstream_.target());
+    }
+    fault("pull:after-fetch");
+    PullStats stats = apply_rows(fetched, &next_cursor);
+    stats.changes = changes;
+    return stats;
+}
+
+PullStats SyncEngine::apply_deferred() {
+    std::vector<std::pair<std::string, std::string>> keys;
+    {
+        sqlite::Statement st(replica_.db(), "SELECT tbl, uuid FROM _lestash_sync_deferred");
+        while (st.step())
+            keys.emplace_back(st.text(0), uuid_from_bytes(std::get<sqlite::Blob>(st.value(1)).bytes));
+    }
+    if (keys.empty()) return {};
+    FetchedRows fetched;
+    try {
+        pqxx::read_transaction tx(upstream_.connection());
+        fetched = fetch_rows(tx, keys);
+        tx.commit();
+    } catch (...) {
+        rethrow_as_upstream_error("fetching rows held back by local edits from " + upstream_.target());
+    }
+    return apply_rows(fetched, nullptr);
+}
+
+}  // namespace lestash

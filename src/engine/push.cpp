@@ -1,0 +1,426 @@
+// Push: the outbox, in order and in batches, to Postgres; one Postgres
+// transaction per batch that also records (replica, last sequence), so a
+// batch retried after a lost acknowledgement is recognised and skipped.
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "engine_internal.hpp"
+#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/uuid.hpp"
+
+namespace lestash {
+using nlohmann::json;
+using sqlite::quote_identifier;
+
+namespace {
+
+// One row's change as it goes to Postgres: the current local state of the
+// row (never a replay of old values), all columns for a row Postgres has not
+// seen from us, else the changed columns only.
+struct RowChange {
+    const TableMapping* map = nullptr;
+    std::string uuid;
+    bool insert = false;
+    std::vector<std::string> changed;  // update path: mapped columns that changed
+    json record;                       // id, columns, _sqlite, _push_base
+};
+
+struct DeadLetter {
+    std::string table, uuid, op, payload, error, sqlstate;
+};
+
+std::string pg_name(const TableMapping& m) { return "lestash." + quote_identifier(m.spec->name); }
+
+// AS x("id" uuid, "c" text, ..., "_sqlite" jsonb, "_push_base" bigint)
+std::string recordset_columns(const TableMapping& m, const std::vector<std::string>& cols) {
+    std::string out = "\"id\" uuid";
+    for (const auto& c : cols) out += ", " + quote_identifier(c) + " " + pg_type_sql(m.find(c)->type);
+    return out + ", \"_sqlite\" jsonb, \"_push_base\" bigint";
+}
+
+std::vector<std::string> all_columns(const TableMapping& m) {
+    std::vector<std::string> out;
+    for (const auto& c : m.columns) out.push_back(c.name);
+    return out;
+}
+
+std::string insert_sql(const TableMapping& m) {
+    const auto cols = all_columns(m);
+    std::string list = "\"id\"", sets;
+    for (const auto& c : cols) {
+        list += ", " + quote_identifier(c);
+        sets += quote_identifier(c) + " = excluded." + quote_identifier(c) + ", ";
+    }
+    list += ", \"_sqlite\", \"_push_base\"";
+    return "INSERT INTO " + pg_name(m) + " AS t (" + list + ") SELECT " + list +
+           " FROM jsonb_to_recordset($1::jsonb) AS x(" + recordset_columns(m, cols) +
+           ") ON CONFLICT (\"id\") DO UPDATE SET " + sets +
+           "\"_sqlite\" = excluded.\"_sqlite\", \"_push_base\" = excluded.\"_push_base\" "
+           "RETURNING t.\"id\"::text, t.\"_rev\"";
+}
+
+std::string update_sql(const TableMapping& m, const std::vector<std::string>& cols) {
+    std::string sets, names;
+    for (const auto& c : cols) {
+        sets += quote_identifier(c) + " = x." + quote_identifier(c) + ", ";
+        names += (names.empty() ? "" : ",") + c;
+    }
+    // Overrides of the columns sent are replaced; the others stay.
+    return "UPDATE " + pg_name(m) + " AS t SET " + sets +
+           "\"_sqlite\" = nullif((coalesce(t.\"_sqlite\", '{}') - '{" + names +
+           "}'::text[]) || coalesce(x.\"_sqlite\", '{}'), '{}'), \"_push_base\" = x.\"_push_base\" "
+           "FROM jsonb_to_recordset($1::jsonb) AS x(" + recordset_columns(m, cols) +
+           ") WHERE t.\"id\" = x.\"id\" RETURNING t.\"id\"::text, t.\"_rev\"";
+}
+
+std::string key_of(const OutboxEntry& e) {
+    return e.local_id ? std::to_string(*e.local_id) : e.row_key;
+}
+
+// "0011...ff" (32 hex digits, as the delete trigger records) to canonical form.
+std::optional<std::string> uuid_from_hex(const json& v) {
+    if (!v.is_string() || v.get<std::string>().size() != 32) return std::nullopt;
+    const std::string h = v.get<std::string>();
+    return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
+           "-" + h.substr(20);
+}
+
+}  // namespace
+
+struct SyncEngine::PreparedPush {
+    std::int64_t last_seq = 0;
+    std::int64_t entries = 0;
+    std::vector<RowChange> upserts;
+    std::vector<std::pair<const TableMapping*, std::string>> deletes;
+    std::vector<std::pair<std::string, std::int64_t>> revs;  // uuid -> new _rev
+    std::vector<DeadLetter> dead;
+    bool already_applied = false;
+};
+
+namespace {
+
+// Builds row changes while the SQLite read is consistent; resolves identities
+// (assigning UUIDs the first time a row is pushed) along the way.
+class PushBuilder {
+public:
+    PushBuilder(sqlite::Connection& db, IdentityMap& ids, const std::vector<TableMapping>& maps,
+                std::vector<RowChange>& out)
+        : db_(db), ids_(ids), maps_(maps), out_(out) {}
+
+    const TableMapping& map(const std::string& table) const {
+        for (const auto& m : maps_)
+            if (m.spec->name == table) return m;
+        throw SchemaError("table " + table + " is not synced");
+    }
+
+    // Adds the current state of a local row; returns its UUID, or nullopt
+    // when the row no longer exists (a later delete in the outbox covers it).
+    std::optional<std::string> add(const TableMapping& m, const std::vector<sqlite::Value>& key,
+                                   bool insert, const std::set<std::string>& changed) {
+        const std::string key_text = key_string(key);
+        if (auto it = added_.find({m.spec->name, key_text}); it != added_.end()) return it->second;
+        const auto row = detail::read_local_row(db_, m, key);
+        if (!row) return std::nullopt;
+
+        RowChange change;
+        change.map = &m;
+        std::optional<Mapping> known;
+        if (m.spec->keyed_by_rowid()) {
+            const std::int64_t local_id = std::get<std::int64_t>(key[0]);
+            known = ids_.by_local_id(m.spec->name, local_id);
+            change.uuid = known ? known->uuid : assign_uuid(m, local_id, *row);
+        } else {
+            std::vector<std::string> parents;
+            for (size_t i = 0; i < m.spec->foreign_keys.size(); ++i) {
+                auto p = parent_uuid(m.spec->foreign_keys[i], key[i]);
+                if (!p) return std::nullopt;  // a parent vanished: its delete cascades upstream
+                parents.push_back(*p);
+            }
+            change.uuid = link_row_uuid(*m.spec, parents);
+            insert = true;  // link rows have no columns to update
+        }
+        added_[{m.spec->name, key_text}] = change.uuid;
+        change.insert = insert || !known;
+
+        change.record["id"] = change.uuid;
+        json overrides = json::object();
+        for (size_t i = 0; i < m.columns.size(); ++i) {
+            const auto& col = m.columns[i];
+            if (!change.insert && !changed.count(col.name)) continue;
+            if (!change.insert) change.changed.push_back(col.name);
+            if (col.fk) {
+                auto p = parent_uuid(*col.fk, (*row)[i]);
+                change.record[col.name] = p ? json(*p) : json(nullptr);
+                continue;
+            }
+            auto enc = encode_value((*row)[i], col.type);
+            change.record[col.name] = std::move(enc.typed);
+            if (enc.override_entry) overrides[col.name] = std::move(*enc.override_entry);
+        }
+        if (!change.insert && change.changed.empty()) return change.uuid;  // nothing upstream has
+        change.record["_sqlite"] = overrides.empty() ? json(nullptr) : overrides;
+        // The revision this replica last saw; -1 for a row it never saw from
+        // Postgres, so merging into someone else's row records every difference.
+        change.record["_push_base"] =
+            known && known->server_rev ? json(*known->server_rev)
+                                       : (change.insert ? json(-1) : json(nullptr));
+        out_.push_back(std::move(change));
+        return out_.back().uuid;
+    }
+
+private:
+    static std::string key_string(const std::vector<sqlite::Value>& key) {
+        std::string s;
+        for (const auto& v : key)
+            s += (v.index() == 1 ? std::to_string(std::get<1>(v)) : std::string("?")) + ",";
+        return s;
+    }
+
+    // The parent's UUID; a parent never pushed yet joins this batch.
+    std::optional<std::string> parent_uuid(const ForeignKey& fk, const sqlite::Value& v) {
+        if (v.index() != 1) return std::nullopt;
+        const std::int64_t id = std::get<1>(v);
+        if (auto known = ids_.by_local_id(fk.parent_table, id)) return known->uuid;
+        return add(map(fk.parent_table), {v}, true, {});
+    }
+
+    std::string assign_uuid(const TableMapping& m, std::int64_t local_id,
+                            const std::vector<sqlite::Value>& row) {
+        std::vector<sqlite::Value> key_values;
+        for (size_t i : m.natural_key) key_values.push_back(row[i]);
+        std::string uuid = new_row_uuid(*m.spec, key_values);
+        if (auto holder = ids_.by_uuid(m.spec->name, uuid); holder && holder->local_id != local_id) {
+            // The natural key's UUID belongs to another local row. If that row
+            // is gone (deleted, its delete not pushed yet) this row takes the
+            // identity over; if it still exists the key was edited, and this
+            // row gets a fresh identity.
+            if (detail::read_local_row(db_, m, {sqlite::Value{holder->local_id}})) uuid = random_uuid();
+        }
+        ids_.set(m.spec->name, local_id, uuid, std::nullopt);
+        return uuid;
+    }
+
+    sqlite::Connection& db_;
+    IdentityMap& ids_;
+    const std::vector<TableMapping>& maps_;
+    std::vector<RowChange>& out_;
+    std::map<std::pair<std::string, std::string>, std::string> added_;
+};
+
+}  // namespace
+
+SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>& entries) {
+    PreparedPush batch;
+    batch.last_seq = entries.back().seq;
+    batch.entries = static_cast<std::int64_t>(entries.size());
+
+    // Coalesce the entries per local row, in first-seen order.
+    struct Pending {
+        const OutboxEntry* first;
+        bool insert = false;
+        std::set<std::string> changed;
+    };
+    std::vector<std::pair<std::string, std::string>> order;
+    std::map<std::pair<std::string, std::string>, Pending> pending;
+    std::vector<const OutboxEntry*> deletes;
+    for (const auto& e : entries) {
+        const auto key = std::make_pair(e.table, key_of(e));
+        if (e.op == 'D') {
+            pending.erase(key);  // whatever was queued for that row is gone with it
+            deletes.push_back(&e);
+            continue;
+        }
+        auto [it, fresh] = pending.try_emplace(key, Pending{&e});
+        if (fresh) order.push_back(key);
+        if (e.op == 'I') it->second.insert = true;
+        it->second.changed.insert(e.changed.begin(), e.changed.end());
+    }
+
+    sqlite::Transaction txn(replica_.db());
+    PushBuilder builder(replica_.db(), ids_, mappings_, batch.upserts);
+    for (const auto& key : order) {
+        auto it = pending.find(key);
+        if (it == pending.end()) continue;
+        const OutboxEntry& e = *it->second.first;
+        const auto& m = mapping(e.table);
+        const std::vector<sqlite::Value> local_key =
+            e.local_id ? std::vector<sqlite::Value>{*e.local_id} : detail::link_key_values(e.row_key);
+        builder.add(m, local_key, it->second.insert, it->second.changed);
+    }
+    std::set<std::string> upserted;
+    for (const auto& u : batch.upserts) upserted.insert(u.uuid);
+    for (const OutboxEntry* e : deletes) {
+        const auto& m = mapping(e->table);
+        std::optional<std::string> uuid = e->row_uuid;
+        if (!m.spec->keyed_by_rowid()) {
+            const auto parents = json::parse(e->link_uuids.empty() ? "[]" : e->link_uuids);
+            std::vector<std::string> p;
+            for (const auto& v : parents)
+                if (auto u = uuid_from_hex(v)) p.push_back(*u);
+            if (p.size() == m.spec->foreign_keys.size()) uuid = link_row_uuid(*m.spec, p);
+        } else if (!uuid && !detail::read_local_row(replica_.db(), m, {sqlite::Value{*e->local_id}})) {
+            // Deleted before its first push had recorded a UUID; if that push
+            // has happened since, the mapping tells which row Postgres holds.
+            if (auto known = ids_.by_local_id(e->table, *e->local_id)) uuid = known->uuid;
+        }
+        // A row deleted and created again under the same identity is an upsert.
+        if (uuid && !upserted.count(*uuid)) batch.deletes.emplace_back(&m, *uuid);
+    }
+    txn.commit();  // new identities are durable before Postgres hears of them
+    return batch;
+}
+
+void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
+    auto& conn = upstream_.connection();
+    pqxx::work tx(conn);
+    tx.exec_params("SELECT set_config('lestash.origin', $1, true)", replica_.replica_id());
+    const auto seen = tx.exec_params(
+        "SELECT last_seq FROM lestash.replicas WHERE id = $1::uuid FOR UPDATE", replica_.replica_id());
+    if (!seen.empty() && seen[0][0].as<std::int64_t>() >= batch.last_seq) {
+        batch.already_applied = true;  // committed before, the acknowledgement was lost
+        tx.commit();
+        return;
+    }
+
+    // Runs one statement and returns (uuid, new revision) of the rows it
+    // wrote; in isolation mode each row goes alone in a savepoint and a row
+    // Postgres refuses becomes a dead letter.
+    using Written = std::vector<std::pair<std::string, std::int64_t>>;
+    auto collect = [](const pqxx::result& r, Written& out) {
+        for (const auto& row : r) out.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
+    };
+    auto run = [&](const std::string& sql, const std::vector<const RowChange*>& rows,
+                   const char* op) {
+        Written written;
+        json records = json::array();
+        for (const auto* r : rows) records.push_back(r->record);
+        if (!isolate_rows) {
+            collect(tx.exec_params(sql, records.dump()), written);
+            return written;
+        }
+        for (size_t i = 0; i < rows.size(); ++i) {
+            try {
+                pqxx::subtransaction sub(tx);
+                const auto r = sub.exec_params(sql, json::array({records[i]}).dump());
+                sub.commit();
+                collect(r, written);
+            } catch (const pqxx::sql_error& e) {
+                if (is_transient_sqlstate(e.sqlstate())) throw;
+                batch.dead.push_back({rows[i]->map->spec->name, rows[i]->uuid, op,
+                                      records[i].dump(), e.what(), e.sqlstate()});
+            }
+        }
+        return written;
+    };
+
+    for (const auto& m : mappings_) {
+        std::vector<const RowChange*> inserts;
+        std::map<std::vector<std::string>, std::vector<const RowChange*>> updates;
+        for (const auto& u : batch.upserts) {
+            if (u.map != &m) continue;
+            if (u.insert)
+                inserts.push_back(&u);
+            else
+                updates[u.changed].push_back(&u);
+        }
+        if (!inserts.empty()) {
+            const auto w = run(insert_sql(m), inserts, "insert");
+            batch.revs.insert(batch.revs.end(), w.begin(), w.end());
+        }
+        for (const auto& [cols, rows] : updates) {
+            const auto w = run(update_sql(m, cols), rows, "update");
+            batch.revs.insert(batch.revs.end(), w.begin(), w.end());
+            // Rows Postgres no longer has were deleted elsewhere: the delete
+            // wins, and the edit is kept as a conflict the owner can see.
+            std::set<std::string> hit;
+            for (const auto& [uuid, rev] : w) hit.insert(uuid);
+            for (const auto& d : batch.dead) hit.insert(d.uuid);
+            for (const auto* r : rows) {
+                if (hit.count(r->uuid)) continue;
+                json lost = r->record;
+                lost.erase("id");
+                lost.erase("_push_base");
+                tx.exec_params(
+                    "INSERT INTO lestash.conflicts (tbl, row_id, column_name, winner_value, "
+                    "winner_origin, loser_value, loser_origin) VALUES ($1, $2::uuid, '*', "
+                    "'\"(deleted)\"'::jsonb, NULL, $3::jsonb, $4::uuid)",
+                    m.spec->name, r->uuid, lost.dump(), replica_.replica_id());
+            }
+        }
+    }
+    for (auto m = mappings_.rbegin(); m != mappings_.rend(); ++m) {
+        std::vector<std::string> uuids;
+        for (const auto& [map, uuid] : batch.deletes)
+            if (map == &*m) uuids.push_back(uuid);
+        if (!uuids.empty())
+            tx.exec_params("DELETE FROM " + pg_name(*m) + " WHERE \"id\" = ANY($1::uuid[])",
+                           detail::uuid_array_literal(uuids));
+    }
+    tx.exec_params(
+        "INSERT INTO lestash.replicas (id, name, last_seq, last_push_at) VALUES ($1::uuid, $2, $3, "
+        "now()) ON CONFLICT (id) DO UPDATE SET last_seq = greatest(lestash.replicas.last_seq, "
+        "excluded.last_seq), name = excluded.name, last_push_at = now()",
+        replica_.replica_id(), replica_name(), batch.last_seq);
+    tx.commit();
+}
+
+void SyncEngine::finish_push(const PreparedPush& batch) {
+    sqlite::Transaction txn(replica_.db());
+    sqlite::Statement drop(replica_.db(), "DELETE FROM _lestash_sync_outbox WHERE seq <= ?");
+    drop.bind(1, batch.last_seq).run();
+    for (const auto& [uuid, rev] : batch.revs) ids_.set_server_rev(uuid, rev);
+    for (const auto& [map, uuid] : batch.deletes) {
+        if (!ids_.by_uuid(map->spec->name, uuid)) continue;
+        // The local row is gone; its identity is no longer needed here.
+        auto m = ids_.by_uuid(map->spec->name, uuid);
+        if (!detail::read_local_row(replica_.db(), *map, {sqlite::Value{m->local_id}}))
+            ids_.forget(uuid);
+    }
+    sqlite::Statement dead(replica_.db(),
+                           "INSERT INTO _lestash_sync_dead_letters (tbl, row_uuid, op, payload, "
+                           "error, sqlstate) VALUES (?, ?, ?, ?, ?, ?)");
+    for (const auto& d : batch.dead)
+        dead.bind_all(d.table, d.uuid, d.op, d.payload, d.error, d.sqlstate).run();
+    txn.commit();
+}
+
+PushStats SyncEngine::push_batch() {
+    replica_.follow_schema_changes();
+    const auto entries = replica_.read_outbox(0, options_.push_batch);
+    if (entries.empty()) return {};
+    PreparedPush batch = prepare_push(entries);
+    try {
+        send_push(batch, false);
+    } catch (...) {
+        try {
+            rethrow_as_upstream_error("pushing " + std::to_string(entries.size()) +
+                                      " local changes to " + upstream_.target());
+        } catch (const UpstreamError& e) {
+            if (e.transient()) throw;
+            // Something in the batch is refused for good: find which rows,
+            // push the rest, keep the refused ones as dead letters.
+            batch.revs.clear();
+            batch.dead.clear();
+            try {
+                send_push(batch, true);
+            } catch (...) {
+                rethrow_as_upstream_error("pushing local changes row by row to " +
+                                          upstream_.target());
+            }
+        }
+    }
+    fault("push:after-commit");
+    finish_push(batch);
+    PushStats stats;
+    stats.entries = batch.entries;
+    stats.already_applied = batch.already_applied ? 1 : 0;
+    stats.dead_lettered = static_cast<std::int64_t>(batch.dead.size());
+    if (!batch.already_applied) {
+        stats.upserted = static_cast<std::int64_t>(batch.upserts.size() - batch.dead.size());
+        stats.deleted = static_cast<std::int64_t>(batch.deletes.size());
+    }
+    return stats;
+}
+
+}  // namespace lestash

@@ -1,0 +1,155 @@
+// Connection to Postgres, schema checks, migrations and error classification.
+#include "lestash_sync/upstream.hpp"
+
+#include <libpq-fe.h>
+
+#include "lestash_sync/embedded_sql.hpp"
+
+namespace lestash {
+
+const UpstreamColumn* UpstreamTable::find(const std::string& column) const {
+    for (const auto& c : columns)
+        if (c.name == column) return &c;
+    return nullptr;
+}
+
+std::string describe_target(const std::string& conninfo) {
+    char* err = nullptr;
+    PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+    if (!opts) {
+        if (err) PQfreemem(err);
+        return "(unparseable conninfo)";
+    }
+    std::map<std::string, std::string> v;
+    for (auto* o = opts; o->keyword; ++o)
+        if (o->val) v[o->keyword] = o->val;
+    PQconninfoFree(opts);
+    if (v.count("service")) return "service=" + v["service"];
+    auto env = [](const char* name, const char* fallback) {
+        const char* e = std::getenv(name);
+        return std::string(e && *e ? e : fallback);
+    };
+    const std::string host = v.count("host") ? v["host"] : env("PGHOST", "localhost");
+    const std::string port = v.count("port") ? v["port"] : env("PGPORT", "5432");
+    const std::string user = v.count("user") ? v["user"] : env("PGUSER", "(login user)");
+    const std::string db = v.count("dbname") ? v["dbname"] : env("PGDATABASE", user.c_str());
+    return user + "@" + host + ":" + port + "/" + db;
+}
+
+bool is_transient_sqlstate(const std::string& s) {
+    return s == "40001" || s == "40P01" || s.rfind("08", 0) == 0 || s == "57P01" ||
+           s == "57P02" || s == "57P03" || s.rfind("53", 0) == 0 || s == "55P03" || s == "57014";
+}
+
+void rethrow_as_upstream_error(const std::string& doing) {
+    try {
+        throw;
+    } catch (const UpstreamError&) {
+        throw;
+    } catch (const pqxx::broken_connection& e) {
+        throw UpstreamError(doing + ": connection to Postgres lost: " + e.what(), true, "08006");
+    } catch (const pqxx::in_doubt_error& e) {
+        throw UpstreamError(doing + ": commit outcome unknown (will be retried safely): " +
+                                e.what(),
+                            true, "08007");
+    } catch (const pqxx::sql_error& e) {
+        const std::string state = e.sqlstate();
+        throw UpstreamError(doing + ": " + e.what(), is_transient_sqlstate(state), state);
+    } catch (const pqxx::usage_error& e) {
+        throw UpstreamError(doing + ": " + e.what(), false);
+    } catch (const pqxx::failure& e) {
+        throw UpstreamError(doing + ": " + e.what(), true);
+    }
+}
+
+Upstream::Upstream(const std::string& conninfo) : target_(describe_target(conninfo)) {
+    try {
+        conn_ = std::make_unique<pqxx::connection>(conninfo);
+    } catch (const pqxx::broken_connection& e) {
+        std::string msg = e.what();
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        const bool auth = msg.find("password") != std::string::npos ||
+                          msg.find("authentication") != std::string::npos;
+        throw UpstreamError("cannot connect to Postgres at " + target_ + ": " + msg +
+                                (auth ? " — check the user and the password (~/.pgpass or "
+                                        "PGPASSFILE; passwords do not belong in sync.toml)"
+                                      : " — check [postgres] conninfo in sync.toml and that "
+                                        "the server is running and reachable"),
+                            !auth, auth ? "28P01" : "08001");
+    } catch (...) {
+        rethrow_as_upstream_error("connecting to Postgres at " + target_);
+    }
+    // Exact values: every float8 printed with its shortest exact form, bytea as hex.
+    pqxx::nontransaction setup(*conn_);
+    setup.exec("SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'");
+}
+
+int Upstream::schema_version() {
+    try {
+        pqxx::nontransaction q(*conn_);
+        if (q.exec1("SELECT to_regclass('lestash.schema_migrations') IS NULL")[0].as<bool>())
+            return 0;
+        return q.exec1("SELECT coalesce(max(version), 0) FROM lestash.schema_migrations")[0]
+            .as<int>();
+    } catch (...) {
+        rethrow_as_upstream_error("reading the upstream schema version");
+    }
+}
+
+void Upstream::require_schema() {
+    const int version = schema_version();
+    if (version >= kRequiredUpstreamVersion) return;
+    throw UpstreamError(
+        version == 0
+            ? "Postgres at " + target_ +
+                  " has no lestash schema — apply the migrations first: lestash-syncd migrate "
+                  "--postgres '<admin conninfo>' (or start docker/compose.yml, which applies them)"
+            : "the lestash schema at " + target_ + " is at version " + std::to_string(version) +
+                  ", this daemon needs " + std::to_string(kRequiredUpstreamVersion) +
+                  " — upgrade it: lestash-syncd migrate --postgres '<admin conninfo>'",
+        false);
+}
+
+UpstreamSchema Upstream::read_schema(const std::vector<TableSpec>& tables) {
+    UpstreamSchema out;
+    try {
+        pqxx::nontransaction q(*conn_);
+        for (const auto& spec : tables) {
+            UpstreamTable t{spec.name, {}};
+            const auto rows = q.exec_params(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE "
+                "table_schema = 'lestash' AND table_name = $1 ORDER BY ordinal_position",
+                spec.name);
+            if (rows.empty())
+                throw UpstreamError("Postgres at " + target_ + " has no table lestash." +
+                                        spec.name + " — run lestash-syncd migrate",
+                                    false);
+            for (const auto& r : rows) {
+                const std::string name = r[0].as<std::string>();
+                if (name == "id" || name[0] == '_') continue;
+                t.columns.push_back({name, pg_type_from_name(r[1].as<std::string>())});
+            }
+            out.emplace(spec.name, std::move(t));
+        }
+    } catch (...) {
+        rethrow_as_upstream_error("reading the upstream tables");
+    }
+    return out;
+}
+
+int apply_migrations(const std::string& conninfo) {
+    Upstream up(conninfo);
+    for (const auto& m : embedded_sql_under("postgres/")) {
+        try {
+            pqxx::work w(up.connection());
+            w.exec(std::string(m.text));
+            w.commit();
+        } catch (...) {
+            rethrow_as_upstream_error("applying migration " + std::string(m.name) + " to " +
+                                      up.target());
+        }
+    }
+    return up.schema_version();
+}
+
+}  // namespace lestash
