@@ -4,7 +4,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,6 +57,30 @@ struct TableMapping {
     const MappedColumn* find(const std::string& name) const;
 };
 
+struct TableVerifyReport {
+    std::string table;
+    std::int64_t local_rows = 0;
+    std::int64_t upstream_rows = 0;
+    std::int64_t buckets_compared = 0;
+    std::int64_t buckets_differing = 0;
+    std::vector<std::string> missing_locally;   // UUIDs
+    std::vector<std::string> missing_upstream;  // UUIDs (mapped here, gone upstream)
+    std::vector<std::string> different;         // UUIDs whose values differ
+    std::int64_t repaired = 0;
+    bool matches() const {
+        return missing_locally.empty() && missing_upstream.empty() && different.empty();
+    }
+};
+
+struct VerifyReport {
+    std::vector<TableVerifyReport> tables;
+    std::int64_t pending_local_rows = 0;  // rows with unpushed edits, left out
+    bool matches() const;
+};
+
+// Called as verify proceeds: (table, tables done, tables in all).
+using VerifyProgress = std::function<void(const std::string&, int, int)>;
+
 class SyncEngine {
 public:
     SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options = {});
@@ -68,6 +94,17 @@ public:
     PullStats pull_all();
     // Re-fetches rows whose remote change waited for local edits to be pushed.
     PullStats apply_deferred();
+
+    // Compares every synced table with Postgres: a digest per UUID bucket on
+    // each side (hashed by Postgres itself upstream), then per-row hashes in
+    // the buckets that differ. With `repair`, the differing rows (and only
+    // them) are fetched again and applied. Rows with unpushed local edits
+    // are left out and counted.
+    VerifyReport verify(bool repair, const VerifyProgress& progress = {});
+    // uuid -> canonical text of every row, locally and upstream (for tests
+    // and diagnostics; verify hashes these same strings).
+    std::map<std::string, std::string> local_canonical_rows(const std::string& table);
+    std::map<std::string, std::string> upstream_canonical_rows(const std::string& table);
 
     // Re-reads both schemas (after the app migrated).
     void refresh_mappings();
@@ -84,6 +121,9 @@ private:
     FetchedRows fetch_rows(pqxx::transaction_base& tx,
                            const std::vector<std::pair<std::string, std::string>>& keys);
     PullStats apply_rows(const FetchedRows& rows, const std::string* cursor);
+    PullStats refetch(const std::vector<std::pair<std::string, std::string>>& keys);
+    std::map<std::string, std::string> local_row_hashes(const TableMapping& m,
+                                                        const std::set<std::string>& skip);
     void fault(std::string_view point);
 
     Replica& replica_;

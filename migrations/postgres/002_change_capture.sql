@@ -39,7 +39,6 @@ DECLARE
     k       text;
     changed boolean;
 BEGIN
-    NEW._push_base := NULL;
     NEW._rev := rev;
     IF NEW._sqlite IS NOT NULL THEN
         -- An exact-value override only stands while its typed column is NULL.
@@ -48,9 +47,12 @@ BEGIN
           FROM jsonb_each(NEW._sqlite) e WHERE new_j -> e.key = 'null'::jsonb;
     END IF;
     IF TG_OP = 'INSERT' THEN
+        -- Kept: INSERT ... ON CONFLICT DO UPDATE hands this row to the
+        -- update below as `excluded`, base included.
         NEW._col_revs := jsonb_build_object('', jsonb_build_array(rev, origin));
         RETURN NEW;
     END IF;
+    NEW._push_base := NULL;
     old_j := to_jsonb(OLD) - skip;
     new_j := to_jsonb(NEW) - skip;
     NEW._col_revs := OLD._col_revs;
@@ -72,6 +74,60 @@ BEGIN
         END IF;
         NEW._col_revs := NEW._col_revs || jsonb_build_object(k, jsonb_build_array(rev, origin));
     END LOOP;
+    RETURN NEW;
+END $$;
+
+-- Name-based UUID (RFC 4122 version 3) in lestash-sync's row namespace,
+-- exactly as the daemon computes it (src/common/uuid.cpp).
+CREATE OR REPLACE FUNCTION lestash.name_based_uuid(name text) RETURNS uuid
+LANGUAGE sql IMMUTABLE STRICT AS $$
+    SELECT (substr(h, 1, 12) || '3' || substr(h, 14, 3)
+            || to_hex((('x' || substr(h, 17, 2))::bit(8)::int & 63) | 128)
+            || substr(h, 19))::uuid
+      FROM (SELECT md5(decode('6f1c6a5e2b0d5a579a1e1e57a5c0de01', 'hex')
+                       || convert_to(name, 'UTF8')) AS h) AS digest
+$$;
+
+-- One natural-key part as the daemon names it: storage class, then value.
+CREATE OR REPLACE FUNCTION lestash.key_part(typed text, override jsonb) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE
+        WHEN typed IS NOT NULL THEN 't:' || typed
+        WHEN override ->> 0 = 'integer' THEN 'i:' || (override ->> 1)
+        WHEN override ->> 0 = 'real' THEN 'r:' || (override ->> 1)
+        WHEN override ->> 0 = 'text' THEN 't:' || (override ->> 1)
+        WHEN override ->> 0 = 'blob' THEN 'b:' || (override ->> 1)
+    END
+$$;
+
+-- Rows inserted by other writers (psql, a web app) get the identity a
+-- daemon would give them, so the same post, tag or tag link converges on
+-- one row whoever writes it first. Pushes keep the id their replica chose.
+CREATE OR REPLACE FUNCTION lestash.canonical_row_id() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    sep  text := chr(31);
+    name text;
+BEGIN
+    IF nullif(current_setting('lestash.origin', true), '') IS NOT NULL THEN
+        RETURN NEW;
+    END IF;
+    CASE TG_TABLE_NAME
+        WHEN 'items' THEN
+            name := 'items' || sep || lestash.key_part(NEW.source_type, NEW._sqlite -> 'source_type')
+                    || sep || lestash.key_part(NEW.source_id, NEW._sqlite -> 'source_id');
+        WHEN 'tags' THEN
+            name := 'tags' || sep || lestash.key_part(NEW.name, NEW._sqlite -> 'name');
+        WHEN 'sources' THEN
+            name := 'sources' || sep || lestash.key_part(NEW.source_type, NEW._sqlite -> 'source_type');
+        WHEN 'item_tags' THEN
+            name := 'item_tags' || sep || NEW.item_id::text || sep || NEW.tag_id::text;
+        ELSE
+            name := NULL;
+    END CASE;
+    IF name IS NOT NULL THEN
+        NEW.id := lestash.name_based_uuid(name);
+    END IF;
     RETURN NEW;
 END $$;
 
@@ -101,6 +157,11 @@ DO $$
 DECLARE
     t text;
 BEGIN
+    FOREACH t IN ARRAY ARRAY['items', 'tags', 'sources', 'item_tags']
+    LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER canonical_row_id BEFORE INSERT ON lestash.%I '
+                       'FOR EACH ROW EXECUTE FUNCTION lestash.canonical_row_id()', t);
+    END LOOP;
     FOREACH t IN ARRAY ARRAY['items', 'tags', 'sources', 'item_history', 'item_tags', 'sync_log']
     LOOP
         EXECUTE format('CREATE OR REPLACE TRIGGER stamp_revision BEFORE INSERT OR UPDATE ON lestash.%I '

@@ -22,6 +22,30 @@ struct Options {
     bool once = false;
 };
 
+int run_verify(const Options& o, bool repair) {
+    lestash::Replica replica({o.db_path});
+    lestash::Upstream upstream(o.postgres);
+    lestash::SyncEngine engine(replica, upstream);
+    const auto report = engine.verify(repair);
+    for (const auto& t : report.tables) {
+        std::printf("%-13s %7lld local %7lld upstream  %s", t.table.c_str(),
+                    static_cast<long long>(t.local_rows), static_cast<long long>(t.upstream_rows),
+                    t.matches() ? "same\n" : "DIFFERENT:");
+        if (t.matches()) continue;
+        std::printf(" %zu missing here, %zu missing upstream, %zu with other values%s\n",
+                    t.missing_locally.size(), t.missing_upstream.size(), t.different.size(),
+                    repair ? " (repaired)" : "");
+        for (const auto* list : {&t.missing_locally, &t.missing_upstream, &t.different})
+            for (const auto& uuid : *list) std::printf("    %s\n", uuid.c_str());
+    }
+    if (report.pending_local_rows)
+        std::printf("%lld local changes not pushed yet were left out\n",
+                    static_cast<long long>(report.pending_local_rows));
+    if (report.matches()) return 0;
+    if (!repair) std::printf("run again with --repair to fetch the differing rows again\n");
+    return repair ? 0 : 3;
+}
+
 int run_once(const Options& o) {
     const auto t0 = std::chrono::steady_clock::now();
     lestash::Replica replica({o.db_path});
@@ -65,6 +89,9 @@ int main(int argc, char** argv) {
     std::string migrate_conninfo;
     migrate->add_option("--postgres", migrate_conninfo, "conninfo of a role that may create the schema")
         ->required();
+    auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
+    bool repair = false;
+    verify->add_flag("--repair", repair, "fetch the rows that differ again");
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -73,6 +100,10 @@ int main(int argc, char** argv) {
             std::cout << "upstream schema at " << lestash::describe_target(migrate_conninfo)
                       << " is at version " << version << "\n";
             return 0;
+        }
+        if (*verify) {
+            if (o.postgres.empty()) throw lestash::ConfigError("verify needs --postgres");
+            return run_verify(o, repair);
         }
         return run_once(o);
     } catch (const lestash::Error& e) {

@@ -73,7 +73,7 @@ SyncEngine::FetchedRows SyncEngine::fetch_rows(
             found.insert(rows.back().uuid);
         }
         for (const auto& u : uuids)
-            if (!found.count(u)) rows.push_back(FetchedRow{u});  // gone upstream: deleted
+            if (!found.count(u)) rows.push_back(FetchedRow{u, false, {}, 0, nullptr});  // gone upstream: deleted
     }
     return out;
 }
@@ -444,6 +444,10 @@ PullStats SyncEngine::apply_deferred() {
         while (st.step())
             keys.emplace_back(st.text(0), uuid_from_bytes(std::get<sqlite::Blob>(st.value(1)).bytes));
     }
+    return refetch(keys);
+}
+
+PullStats SyncEngine::refetch(const std::vector<std::pair<std::string, std::string>>& keys) {
     if (keys.empty()) return {};
     FetchedRows fetched;
     try {
@@ -451,7 +455,8 @@ PullStats SyncEngine::apply_deferred() {
         fetched = fetch_rows(tx, keys);
         tx.commit();
     } catch (...) {
-        rethrow_as_upstream_error("fetching rows held back by local edits from " + upstream_.target());
+        rethrow_as_upstream_error("fetching " + std::to_string(keys.size()) + " rows from " +
+                                  upstream_.target());
     }
     return apply_rows(fetched, nullptr);
 }

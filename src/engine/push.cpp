@@ -231,7 +231,7 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
             deletes.push_back(&e);
             continue;
         }
-        auto [it, fresh] = pending.try_emplace(key, Pending{&e});
+        auto [it, fresh] = pending.try_emplace(key, Pending{&e, false, {}});
         if (fresh) order.push_back(key);
         if (e.op == 'I') it->second.insert = true;
         it->second.changed.insert(e.changed.begin(), e.changed.end());
@@ -300,13 +300,13 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
             return written;
         }
         for (size_t i = 0; i < rows.size(); ++i) {
+            tx.exec("SAVEPOINT lestash_row");
             try {
-                pqxx::subtransaction sub(tx);
-                const auto r = sub.exec_params(sql, json::array({records[i]}).dump());
-                sub.commit();
-                collect(r, written);
+                collect(tx.exec_params(sql, json::array({records[i]}).dump()), written);
+                tx.exec("RELEASE SAVEPOINT lestash_row");
             } catch (const pqxx::sql_error& e) {
                 if (is_transient_sqlstate(e.sqlstate())) throw;
+                tx.exec("ROLLBACK TO SAVEPOINT lestash_row");
                 batch.dead.push_back({rows[i]->map->spec->name, rows[i]->uuid, op,
                                       records[i].dump(), e.what(), e.sqlstate()});
             }

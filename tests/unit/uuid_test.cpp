@@ -1,28 +1,21 @@
 #include <catch2/catch.hpp>
 
+#include "lestash_sync/md5.hpp"
 #include "lestash_sync/uuid.hpp"
 
 using namespace lestash;
 
-TEST_CASE("name-based UUIDs match RFC 4122 version 5", "[uuid]") {
-    // Python: uuid.uuid5(uuid.NAMESPACE_DNS, "python.org")
+TEST_CASE("name-based UUIDs match RFC 4122 version 3", "[uuid]") {
+    // Python: uuid.uuid3(uuid.NAMESPACE_DNS, "python.org")
     CHECK(name_based_uuid("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "python.org") ==
-          "886313e1-3b8a-5372-9b90-0c9aee199e5d");
+          "6fa459ea-ee8a-3ca4-894e-db77e160355e");
 }
 
-TEST_CASE("SHA-1 matches the FIPS 180 test vectors", "[uuid]") {
-    auto hex = [](const auto& d) {
-        std::string s;
-        for (auto b : d) {
-            s += "0123456789abcdef"[b >> 4];
-            s += "0123456789abcdef"[b & 15];
-        }
-        return s;
-    };
-    CHECK(hex(sha1("abc")) == "a9993e364706816aba3e25717850c26c9cd0d89d");
-    CHECK(hex(sha1("")) == "da39a3ee5e6b4b0d3255bfef95601890afd80709");
-    CHECK(hex(sha1("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")) ==
-          "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+TEST_CASE("MD5 matches the RFC 1321 test vectors", "[uuid]") {
+    CHECK(md5_hex("") == "d41d8cd98f00b204e9800998ecf8427e");
+    CHECK(md5_hex("abc") == "900150983cd24fb0d6963f7d28e17f72");
+    CHECK(md5_hex("12345678901234567890123456789012345678901234567890123456789012345678901234567890") ==
+          "57edf4a22be3c955ac49da2e2107b67a");
 }
 
 TEST_CASE("random UUIDs are version 4, distinct and round-trip through bytes", "[uuid]") {

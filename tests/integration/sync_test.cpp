@@ -1,0 +1,477 @@
+// Push and pull against a real Postgres: round trips, exactly-once, the
+// change-log reader, column-level merge, history, deletes, bad input.
+#include <catch2/catch.hpp>
+
+#include <pqxx/pqxx>
+#include <random>
+
+#include "app_writer.hpp"
+#include "lestash_sync/error.hpp"
+#include "lestash_sync/uuid.hpp"
+#include "sync_fixture.hpp"
+
+using namespace lestash;
+using namespace lestash::test;
+
+namespace {
+
+ItemFields post(const std::string& id, const std::string& content) {
+    ItemFields f;
+    f.source_type = "bluesky";
+    f.source_id = id;
+    f.title = "Post " + id;
+    f.content = content;
+    f.author = "alice";
+    f.metadata = R"({"likes":  3, "tags": ["a"]})";
+    f.created_at = "2024-05-01 10:00:00.123456";
+    return f;
+}
+
+std::int64_t count(pqxx::connection& c, const std::string& sql) {
+    pqxx::nontransaction q(c);
+    return q.exec1(sql)[0].as<std::int64_t>();
+}
+
+std::string one_text(sqlite::Connection& db, const std::string& sql) {
+    return db.query_text(sql).value_or("<null>");
+}
+
+}  // namespace
+
+TEST_CASE("rows with edge values written on one replica arrive byte-identical on another",
+          "[sync]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+
+    // Edge values in every storage class the Le Stash columns can hold.
+    a.replica().db().exec(R"sql(
+        INSERT INTO items (source_type, source_id, url, title, content, author, created_at,
+                           fetched_at, is_own_content, metadata) VALUES
+          ('note', NULL, '', '', '', NULL, NULL, NULL, 0, NULL),
+          ('bluesky', 'é', 'https://x', 'ℝ𝕖𝕒𝕝 😀 עברית', 'multi
+line	tab', 'ü', '2024-01-02T03:04:05', '2024-01-02 03:04:05.123456', 1,
+           '{"a":1,  "b" : [true, null]}'),
+          ('edge', 'ints', NULL, NULL, 'c', NULL, 9223372036854775807, -9223372036854775808, 2,
+           NULL),
+          ('edge', 'reals', NULL, NULL, 'c', NULL, 1.5, -0.0, 0.1, 1e308),
+          ('edge', 'blobs', NULL, NULL, CAST(x'61006200' AS TEXT), x'00ff10', x'', CAST(x'ff' AS TEXT),
+           x'01', x'');
+        INSERT INTO sync_log (source_type, started_at, status, items_added, items_updated,
+                              error_message)
+          VALUES ('bluesky', '2024-01-01 00:00:00', 'done', 'not a number', 4.25, '');
+        INSERT INTO sources (source_type, config, last_sync, enabled)
+          VALUES ('bluesky', '{"k":"v"}', NULL, 1), ('rss', NULL, '', 0);
+    )sql");
+    a.sync();
+    b.sync();
+    require_converged(a);
+    require_converged(b);
+    for (const char* table : {"items", "sync_log", "sources"}) {
+        const std::string dump = std::string("SELECT group_concat(r, '\n') FROM (SELECT ") +
+                                 "quote(source_type) || typeof(source_type) AS r FROM " + table +
+                                 " ORDER BY source_type, rowid)";
+        CHECK(one_text(a.replica().db(), dump) == one_text(b.replica().db(), dump));
+    }
+    // Every column of every item, with its storage class, in the same order.
+    const std::string items =
+        "SELECT group_concat(quote(source_type) || quote(source_id) || quote(url) || quote(title) "
+        "|| hex(content) || typeof(content) || quote(author) || quote(created_at) || "
+        "typeof(created_at) || quote(fetched_at) || typeof(fetched_at) || quote(is_own_content) || "
+        "typeof(is_own_content) || quote(metadata) || typeof(metadata), '\n') FROM (SELECT * FROM "
+        "items ORDER BY source_type, source_id)";
+    CHECK(one_text(a.replica().db(), items) == one_text(b.replica().db(), items));
+    CHECK(one_text(b.replica().db(), "SELECT typeof(created_at) FROM items WHERE source_id = 'ints'") ==
+          "integer");
+    CHECK(one_text(b.replica().db(), "SELECT quote(fetched_at) FROM items WHERE source_id = 'ints'") ==
+          "-9223372036854775808");
+    CHECK(one_text(b.replica().db(), "SELECT hex(content) FROM items WHERE source_id = 'blobs'") ==
+          "61006200");
+    CHECK(one_text(b.replica().db(), "SELECT typeof(content) FROM items WHERE source_id = 'blobs'") ==
+          "text");
+    CHECK(one_text(b.replica().db(), "SELECT quote(metadata) FROM items WHERE source_id = 'é'") ==
+          "'{\"a\":1,  \"b\" : [true, null]}'");
+    CHECK(one_text(b.replica().db(), "SELECT typeof(created_at) || quote(created_at) FROM items "
+                                     "WHERE source_id = 'reals'") == "real1.5");
+    CHECK(one_text(b.replica().db(), "SELECT quote(is_own_content) || quote(metadata) FROM items "
+                                     "WHERE source_id = 'reals'") == "0.1'1.0e+308'");
+}
+
+TEST_CASE("a retried push whose acknowledgement was lost is not applied twice", "[sync][exactly-once]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    bool crash = true;
+    SyncOptions opts;
+    opts.fault_hook = [&](std::string_view point) {
+        if (point == "push:after-commit" && crash) {
+            crash = false;
+            // The connection dies right after COMMIT: the outbox delete never happens.
+            shared_postgres().exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                                   "usename = 'lestash_daemon_test' AND datname = '" + up.name + "'");
+            throw std::runtime_error("simulated crash after commit");
+        }
+    };
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo, 11, opts);
+    AppWriter app(a.path());
+    ItemFields note;
+    note.content = "a note without a natural key";
+    app.insert_item(note);
+    app.insert_item(note);
+    CHECK_THROWS_WITH(a.engine().push_batch(), Catch::Contains("simulated crash"));
+    CHECK(a.replica().outbox_depth() == 2);
+
+    // The daemon restarts: a new connection, the same outbox.
+    TestReplica again(a.path(), up.daemon_conninfo);
+    const auto stats = again.engine().push_batch();
+    CHECK(stats.already_applied == 1);
+    CHECK(again.replica().outbox_depth() == 0);
+    pqxx::connection pg(up.admin_conninfo);
+    CHECK(count(pg, "SELECT count(*) FROM lestash.items") == 2);
+    CHECK(count(pg, "SELECT count(*) FROM lestash.change_log") == 2);
+    require_converged(again);
+}
+
+TEST_CASE("a crash between applying a pull and saving the cursor duplicates nothing",
+          "[sync][exactly-once]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    bool crash = false;
+    SyncOptions opts;
+    opts.fault_hook = [&](std::string_view point) {
+        if (point == "pull:before-cursor-save" && crash) {
+            crash = false;
+            throw std::runtime_error("simulated crash before cursor save");
+        }
+    };
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo, 11, opts);
+    b.sync();  // bootstrap: the cursor exists from here on
+    crash = true;
+    AppWriter app(a.path());
+    for (int i = 0; i < 5; ++i) {
+        ItemFields note;
+        note.content = "note " + std::to_string(i);
+        app.insert_item(note);
+    }
+    a.sync();
+    CHECK_THROWS_WITH(b.engine().pull_batch(), Catch::Contains("simulated crash"));
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM items") == 0);
+    b.sync();
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM items") == 5);
+    b.sync();
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM items") == 5);
+    require_converged(b);
+}
+
+TEST_CASE("a change whose transaction commits after a later-numbered one is not skipped",
+          "[sync][change-log]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    b.sync();
+    pqxx::connection slow_conn(up.admin_conninfo), fast_conn(up.admin_conninfo);
+    pqxx::work slow(slow_conn);
+    slow.exec("INSERT INTO lestash.items (id, source_type, content) VALUES "
+              "('00000000-0000-4000-8000-000000000001', 'psql', 'slow writer')");
+    {
+        pqxx::work fast(fast_conn);
+        fast.exec("INSERT INTO lestash.items (id, source_type, content) VALUES "
+                  "('00000000-0000-4000-8000-000000000002', 'psql', 'fast writer')");
+        fast.commit();
+    }
+    // The fast transaction's change-log entry is numbered after the slow
+    // one's, and the slow one is still open: nothing below it may be read yet.
+    b.sync();
+    const auto before = b.replica().db().query_int("SELECT count(*) FROM items");
+    slow.commit();
+    b.sync();
+    CHECK(before == 0);
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM items") == 2);
+    require_converged(b);
+}
+
+TEST_CASE("edits of different columns on two replicas both survive; the same column records a "
+          "conflict",
+          "[sync][conflict]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    AppWriter app_a(a.path()), app_b(b.path());
+    const auto id_a = app_a.upsert_item(post("p1", "original"));
+    sync_until_quiet({&a, &b});
+    const auto id_b = b.replica().db().query_int("SELECT id FROM items WHERE source_id = 'p1'");
+
+    SECTION("different columns") {
+        app_a.db().exec("UPDATE items SET title = 'title from A' WHERE id = " + std::to_string(id_a));
+        app_b.db().exec("UPDATE items SET author = 'author from B' WHERE id = " + std::to_string(id_b));
+        // B pulls before pushing: A's change waits for B's pending edit.
+        b.engine().pull_all();
+        a.sync();
+        b.sync();
+        sync_until_quiet({&a, &b});
+        for (auto* r : {&a, &b}) {
+            CHECK(one_text(r->replica().db(), "SELECT title || '/' || author FROM items") ==
+                  "title from A/author from B");
+            require_converged(*r);
+        }
+        pqxx::connection pg(up.admin_conninfo);
+        CHECK(count(pg, "SELECT count(*) FROM lestash.conflicts") == 0);
+    }
+    SECTION("the same column") {
+        app_a.db().exec("UPDATE items SET title = 'A wins?' WHERE id = " + std::to_string(id_a));
+        app_b.db().exec("UPDATE items SET title = 'B arrives later' WHERE id = " + std::to_string(id_b));
+        a.sync();
+        b.sync();
+        sync_until_quiet({&a, &b});
+        for (auto* r : {&a, &b}) {
+            CHECK(one_text(r->replica().db(), "SELECT title FROM items") == "B arrives later");
+            require_converged(*r);
+        }
+        pqxx::connection pg(up.admin_conninfo);
+        pqxx::nontransaction q(pg);
+        const auto c = q.exec("SELECT column_name, winner_value #>> '{}', loser_value #>> '{}', "
+                              "winner_origin::text, loser_origin::text FROM lestash.conflicts");
+        REQUIRE(c.size() == 1);
+        CHECK(c[0][0].as<std::string>() == "title");
+        CHECK(c[0][1].as<std::string>() == "B arrives later");
+        CHECK(c[0][2].as<std::string>() == "A wins?");
+        CHECK(c[0][3].as<std::string>() == b.replica().replica_id());
+        CHECK(c[0][4].as<std::string>() == a.replica().replica_id());
+    }
+}
+
+TEST_CASE("a pending local edit is not overwritten by a pull, and only that row waits",
+          "[sync][conflict]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    AppWriter app_a(a.path()), app_b(b.path());
+    app_a.upsert_item(post("p1", "one"));
+    app_a.upsert_item(post("p2", "two"));
+    sync_until_quiet({&a, &b});
+    app_a.db().exec("UPDATE items SET content = 'remote edit' WHERE source_id IN ('p1', 'p2')");
+    a.sync();
+    app_b.db().exec("UPDATE items SET content = 'local edit' WHERE source_id = 'p1'");
+    const auto pulled = b.engine().pull_all();
+    CHECK(pulled.deferred == 1);
+    CHECK(one_text(b.replica().db(), "SELECT content FROM items WHERE source_id = 'p1'") == "local edit");
+    CHECK(one_text(b.replica().db(), "SELECT content FROM items WHERE source_id = 'p2'") == "remote edit");
+    sync_until_quiet({&a, &b});
+    CHECK(one_text(a.replica().db(), "SELECT content FROM items WHERE source_id = 'p1'") == "local edit");
+    require_converged(a);
+    require_converged(b);
+}
+
+TEST_CASE("history stays one history: the app's trigger does not duplicate remote updates",
+          "[sync][history]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    AppWriter app_a(a.path());
+    app_a.upsert_item(post("p1", "v1"));
+    app_a.upsert_item(post("p1", "v2"));
+    app_a.upsert_item(post("p1", "v3"));
+    sync_until_quiet({&a, &b});
+    for (auto* r : {&a, &b}) {
+        CHECK(r->replica().db().query_int("SELECT count(*) FROM item_history") == 2);
+        CHECK(one_text(r->replica().db(),
+                       "SELECT group_concat(content_old || ':' || change_reason, ',') FROM "
+                       "(SELECT * FROM item_history ORDER BY id)") == "v1:sync,v2:sync");
+        require_converged(*r);
+    }
+}
+
+TEST_CASE("deleting an item cascades to its history and tags everywhere", "[sync][delete]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    AppWriter app_a(a.path());
+    const auto id = app_a.upsert_item(post("p1", "v1"));
+    app_a.upsert_item(post("p1", "v2"));
+    app_a.add_tag(id, "keep");
+    app_a.upsert_item(post("p2", "other"));
+    sync_until_quiet({&a, &b});
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM item_tags") == 1);
+    AppWriter app_b(b.path());
+    app_b.delete_item(b.replica().db().query_int("SELECT id FROM items WHERE source_id = 'p1'"));
+    sync_until_quiet({&a, &b});
+    for (auto* r : {&a, &b}) {
+        CHECK(r->replica().db().query_int("SELECT count(*) FROM items") == 1);
+        CHECK(r->replica().db().query_int("SELECT count(*) FROM item_history") == 0);
+        CHECK(r->replica().db().query_int("SELECT count(*) FROM item_tags") == 0);
+        CHECK(r->replica().db().query_int("SELECT count(*) FROM tags") == 1);
+        require_converged(*r);
+    }
+}
+
+TEST_CASE("the same post imported on two replicas becomes one row", "[sync][identity]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    AppWriter(a.path()).upsert_item(post("same", "imported on A"));
+    AppWriter(b.path()).upsert_item(post("same", "imported on B"));
+    AppWriter(a.path()).add_tag(1, "shared-tag");
+    AppWriter(b.path()).add_tag(1, "shared-tag");
+    sync_until_quiet({&a, &b});
+    pqxx::connection pg(up.admin_conninfo);
+    CHECK(count(pg, "SELECT count(*) FROM lestash.items") == 1);
+    CHECK(count(pg, "SELECT count(*) FROM lestash.tags") == 1);
+    CHECK(count(pg, "SELECT count(*) FROM lestash.item_tags") == 1);
+    // The later arrival's content wins; the other is kept as a conflict.
+    CHECK(count(pg, "SELECT count(*) FROM lestash.conflicts WHERE column_name = 'content'") == 1);
+    for (auto* r : {&a, &b}) {
+        CHECK(r->replica().db().query_int("SELECT count(*) FROM items") == 1);
+        require_converged(*r);
+    }
+}
+
+TEST_CASE("a change Postgres refuses for good becomes a dead letter and the rest flows",
+          "[sync][dead-letter]") {
+    const auto up = fresh_upstream();
+    shared_postgres().exec("ALTER TABLE lestash.items ADD CONSTRAINT test_no_rejects CHECK (title "
+                           "IS DISTINCT FROM 'reject me')",
+                           up.name);
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    AppWriter app(a.path());
+    app.upsert_item(post("ok1", "fine"));
+    auto bad = post("bad", "refused");
+    bad.title = "reject me";
+    app.upsert_item(bad);
+    app.upsert_item(post("ok2", "fine too"));
+    const auto stats = a.engine().push_all();
+    CHECK(stats.dead_lettered == 1);
+    CHECK(a.replica().outbox_depth() == 0);
+    pqxx::connection pg(up.admin_conninfo);
+    CHECK(count(pg, "SELECT count(*) FROM lestash.items") == 2);
+    CHECK_THAT(one_text(a.replica().db(), "SELECT error FROM _lestash_sync_dead_letters"),
+               Catch::Contains("test_no_rejects"));
+    CHECK(one_text(a.replica().db(), "SELECT sqlstate FROM _lestash_sync_dead_letters") == "23514");
+}
+
+TEST_CASE("rows written directly in Postgres reach every replica", "[sync][psql]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    a.sync();
+    shared_postgres().exec(
+        "INSERT INTO lestash.items (id, source_type, source_id, title, content) VALUES "
+        "(gen_random_uuid(), 'web', 'w1', 'From the web', 'typed in a browser');"
+        "INSERT INTO lestash.tags (id, name) VALUES (gen_random_uuid(), 'web-tag');"
+        "INSERT INTO lestash.item_tags (id, item_id, tag_id) SELECT gen_random_uuid(), i.id, t.id "
+        "FROM lestash.items i, lestash.tags t",
+        up.name);
+    a.sync();
+    CHECK(one_text(a.replica().db(), "SELECT title FROM items") == "From the web");
+    CHECK(a.replica().db().query_int("SELECT count(*) FROM item_tags") == 1);
+    CHECK(a.replica().db().query_int(
+              "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'browser'") == 1);
+    shared_postgres().exec("UPDATE lestash.items SET title = 'Edited in psql'", up.name);
+    a.sync();
+    CHECK(one_text(a.replica().db(), "SELECT title FROM items") == "Edited in psql");
+    // The app's history trigger fired for the remote update; no replica
+    // pushed that history row, so none stays.
+    CHECK(a.replica().db().query_int("SELECT count(*) FROM item_history") == 0);
+    require_converged(a);
+}
+
+TEST_CASE("bad upstream input gets a clear error and loses nothing from the outbox",
+          "[sync][errors]") {
+    auto& pg = shared_postgres();
+    TempDir dir;
+    const auto path = dir.file("a.db");
+    create_lestash_db(path, 11);
+    {
+        AppWriter app(path);
+        Replica attach({path});
+        app.upsert_item(post("p1", "kept"));
+    }
+    const auto depth = [&] { return Replica({path}).outbox_depth(); };
+    REQUIRE(depth() == 1);
+
+    SECTION("unreachable Postgres") {
+        TempDir probe;
+        const int closed_port = pg.port() + 1;  // nothing listens there in these tests
+        CHECK_THROWS_WITH(Upstream("host=127.0.0.1 port=" + std::to_string(closed_port) +
+                                   " user=x dbname=y connect_timeout=2"),
+                          Catch::Contains("cannot connect to Postgres at x@127.0.0.1:") &&
+                              Catch::Contains("check [postgres] conninfo"));
+    }
+    SECTION("wrong password, never echoed") {
+        const auto up = fresh_upstream();
+        try {
+            Upstream(pg.conninfo_as("lestash_daemon_test", "not-the-password", up.name));
+            FAIL("connected with a wrong password");
+        } catch (const UpstreamError& e) {
+            CHECK_THAT(e.what(), Catch::Contains("password") && Catch::Contains(".pgpass"));
+            CHECK_THAT(e.what(), !Catch::Contains("not-the-password"));
+            CHECK_FALSE(e.transient());
+        }
+    }
+    SECTION("Postgres without the migrations") {
+        const auto name = pg.create_database("bare");
+        Upstream upstream(pg.conninfo(name));
+        Replica replica({path});
+        CHECK_THROWS_WITH(SyncEngine(replica, upstream),
+                          Catch::Contains("no lestash schema") && Catch::Contains("migrate"));
+    }
+    SECTION("a replica whose schema cannot be mapped") {
+        const auto odd = dir.file("odd.db");
+        {
+            sqlite::Connection db(odd, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+            db.exec(read_file(schema_fixture(11)));
+            db.exec("CREATE TABLE items_new (id TEXT PRIMARY KEY, source_type TEXT, source_id "
+                    "TEXT, content TEXT); DROP TABLE items; ALTER TABLE items_new RENAME TO items;");
+        }
+        CHECK_THROWS_WITH(Replica({odd}), Catch::Contains("INTEGER PRIMARY KEY"));
+    }
+    CHECK(depth() == 1);
+}
+
+TEST_CASE("verify finds rows that differ from Postgres and repairs only those", "[sync][verify]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    AppWriter app(a.path());
+    for (int i = 0; i < 40; ++i) app.upsert_item(post("p" + std::to_string(i), "content " + std::to_string(i)));
+    a.sync();
+    CHECK(a.engine().verify(false).matches());
+
+    // Divergence the change log cannot explain: a change Postgres never
+    // announced, a local write the triggers never saw, a row lost locally.
+    shared_postgres().exec("UPDATE lestash.items SET title = 'silently changed' WHERE source_id = "
+                           "'p3'; DELETE FROM lestash.change_log;",
+                           up.name);
+    {
+        ApplyScope tamper(a.replica().db());
+        a.replica().db().exec("UPDATE items SET content = 'bit rot' WHERE source_id = 'p7'");
+        a.replica().db().exec("DELETE FROM items WHERE source_id = 'p9'");
+        tamper.commit();
+    }
+    int progress_calls = 0;
+    const auto report = a.engine().verify(false, [&](const std::string&, int, int) { ++progress_calls; });
+    CHECK_FALSE(report.matches());
+    CHECK(progress_calls == 6);
+    const auto& items = report.tables.front();
+    REQUIRE(items.table == "items");
+    CHECK(items.different.size() == 2);
+    CHECK(items.missing_locally.size() == 1);
+    CHECK(items.buckets_differing <= 3);
+    CHECK(items.upstream_rows == 40);
+
+    const auto repaired = a.engine().verify(true);
+    CHECK(repaired.tables.front().repaired == 3);
+    CHECK(a.engine().verify(false).matches());
+    CHECK(one_text(a.replica().db(), "SELECT title FROM items WHERE source_id = 'p3'") ==
+          "silently changed");
+    CHECK(one_text(a.replica().db(), "SELECT content FROM items WHERE source_id = 'p7'") == "content 7");
+    CHECK(a.replica().db().query_int("SELECT count(*) FROM items") == 40);
+    CHECK(a.replica().outbox_depth() == 0);  // repairs are not captured as local changes
+    require_converged(a);
+}

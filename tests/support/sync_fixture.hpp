@@ -1,0 +1,51 @@
+// Replicas wired to a fresh upstream database for integration tests. Every
+// replica connects as a login role that only has the lestash_sync group's
+// privileges, over loopback TCP with a password.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "lestash_sync/replica.hpp"
+#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/upstream.hpp"
+#include "temp_dir.hpp"
+#include "throwaway_postgres.hpp"
+
+namespace lestash::test {
+
+// A new database on the shared throwaway server with the migrations applied
+// the way the Docker entrypoint does (psql -v ON_ERROR_STOP=1 -f, in order).
+struct UpstreamDatabase {
+    std::string name;
+    std::string admin_conninfo;   // superuser
+    std::string daemon_conninfo;  // least-privilege login role
+};
+UpstreamDatabase fresh_upstream();
+
+class TestReplica {
+public:
+    TestReplica(const std::string& db_path, const std::string& conninfo, int schema_version = 11,
+                SyncOptions options = {});
+    // Push, then pull, until both have nothing left to do.
+    void sync();
+    Replica& replica() { return *replica_; }
+    SyncEngine& engine() { return *engine_; }
+    Upstream& upstream() { return *upstream_; }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+    std::unique_ptr<Replica> replica_;
+    std::unique_ptr<Upstream> upstream_;
+    std::unique_ptr<SyncEngine> engine_;
+};
+
+// Syncs every replica, round after round, until a whole round moves nothing.
+void sync_until_quiet(const std::vector<TestReplica*>& replicas);
+
+// Every table of the replica equals Postgres, row for row and byte for byte.
+void require_converged(TestReplica& r);
+
+}  // namespace lestash::test
