@@ -121,6 +121,7 @@ private:
     FetchedRows fetch_rows(pqxx::transaction_base& tx,
                            const std::vector<std::pair<std::string, std::string>>& keys);
     PullStats apply_rows(const FetchedRows& rows, const std::string* cursor);
+    PullStats bootstrap(bool resync);
     PullStats refetch(const std::vector<std::pair<std::string, std::string>>& keys);
     std::map<std::string, std::string> local_row_hashes(const TableMapping& m,
                                                         const std::set<std::string>& skip);

@@ -117,15 +117,25 @@ std::string select_row_sql(const TableMapping& m) {
     return sql;
 }
 
-std::optional<std::vector<sqlite::Value>> read_local_row(sqlite::Connection& db,
+sqlite::Statement& StatementCache::get(const std::string& sql) {
+    auto it = statements_.find(sql);
+    if (it == statements_.end())
+        it = statements_.emplace(sql, std::make_unique<sqlite::Statement>(db_, sql)).first;
+    return *it->second;
+}
+
+std::optional<std::vector<sqlite::Value>> read_local_row(StatementCache& cache,
                                                          const TableMapping& m,
                                                          const std::vector<sqlite::Value>& key) {
-    sqlite::Statement st(db, select_row_sql(m));
+    auto& st = cache.get(select_row_sql(m));
     for (size_t i = 0; i < key.size(); ++i) st.bind(static_cast<int>(i + 1), key[i]);
-    if (!st.step()) return std::nullopt;
-    std::vector<sqlite::Value> out;
-    out.reserve(m.columns.size());
-    for (int i = 0; i < st.column_count(); ++i) out.push_back(st.value(i));
+    std::optional<std::vector<sqlite::Value>> out;
+    if (st.step()) {
+        out.emplace();
+        out->reserve(m.columns.size());
+        for (int i = 0; i < st.column_count(); ++i) out->push_back(st.value(i));
+    }
+    st.reset();
     return out;
 }
 

@@ -1,6 +1,8 @@
 // Pieces shared by push.cpp and pull.cpp (not part of the public API).
 #pragma once
 
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,12 +12,24 @@
 
 namespace lestash::detail {
 
+// Prepared statements reused across the rows of one batch, keyed by SQL.
+class StatementCache {
+public:
+    explicit StatementCache(sqlite::Connection& db) : db_(db) {}
+    sqlite::Statement& get(const std::string& sql);
+    sqlite::Connection& db() { return db_; }
+
+private:
+    sqlite::Connection& db_;
+    std::map<std::string, std::unique_ptr<sqlite::Statement>> statements_;
+};
+
 // "SELECT c1, c2 FROM t WHERE <local key> = ?"; for link tables the key is
 // every local key column.
 std::string select_row_sql(const TableMapping& m);
 // Reads the mapped columns of one local row; nullopt when it is gone.
 // `key` is the local id (rowid tables) or the link key values.
-std::optional<std::vector<sqlite::Value>> read_local_row(sqlite::Connection& db,
+std::optional<std::vector<sqlite::Value>> read_local_row(StatementCache& cache,
                                                          const TableMapping& m,
                                                          const std::vector<sqlite::Value>& key);
 // Values of the local key of a link row from its outbox row_key JSON.

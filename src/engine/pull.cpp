@@ -2,6 +2,7 @@
 // current state of the changed rows, and apply it in one short SQLite
 // transaction per batch (FK-safe order, UUIDs translated to local ids, rows
 // with unpushed local edits held back, the app's history trigger undone).
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -84,26 +85,27 @@ namespace {
 class RowApplier {
 public:
     RowApplier(sqlite::Connection& db, IdentityMap& ids, const std::vector<TableMapping>& maps)
-        : db_(db), ids_(ids), maps_(maps) {
+        : db_(db), sql_(db), ids_(ids), maps_(maps) {
         sqlite::Statement st(db_, "SELECT tbl, coalesce(local_id, row_key) FROM _lestash_sync_outbox");
         while (st.step()) pending_.insert({st.text(0), st.text(1)});
+        had_deferred_ = db_.query_int("SELECT count(*) FROM _lestash_sync_deferred") > 0;
+        had_unresolved_ = db_.query_int("SELECT count(*) FROM _lestash_sync_unresolved") > 0;
     }
 
     PullStats apply(const std::map<std::string, std::vector<FetchedRow>>& by_table) {
         for (const auto& m : maps_) {
             auto it = by_table.find(m.spec->name);
+            if (it == by_table.end()) continue;
             const bool items = m.spec->name == "items";
             const std::int64_t history_mark =
                 items ? db_.query_int("SELECT coalesce(max(id), 0) FROM item_history") : 0;
-            if (it != by_table.end())
-                for (const auto& row : it->second)
-                    if (row.exists) upsert(m, row);
+            for (const auto& row : it->second)
+                if (row.exists) upsert(m, row);
             if (items) {
                 resolve_pending_references();
                 // The app's capture_item_history trigger fired for our updates;
                 // the originating replica's history row arrives through sync.
-                sqlite::Statement undo(db_, "DELETE FROM item_history WHERE id > ?");
-                undo.bind(1, history_mark).run();
+                sql_.get("DELETE FROM item_history WHERE id > ?").bind(1, history_mark).run();
             }
         }
         for (auto m = maps_.rbegin(); m != maps_.rend(); ++m) {
@@ -116,20 +118,46 @@ public:
         return stats_;
     }
 
+    // Deletes local rows that have an identity but are no longer upstream
+    // (after a full resync); rows with pending local edits stay.
+    void remove_all_except(const TableMapping& m, const std::set<std::string>& upstream) {
+        if (!m.spec->keyed_by_rowid()) {
+            for (const auto& [uuid, key] : link_index(m))
+                if (!upstream.count(uuid)) remove(m, uuid);
+            return;
+        }
+        std::vector<std::string> gone;
+        sqlite::Statement st(db_, "SELECT uuid FROM _lestash_sync_ids WHERE tbl = ?");
+        st.bind(1, m.spec->name);
+        while (st.step()) {
+            const auto uuid = uuid_from_bytes(std::get<sqlite::Blob>(st.value(0)).bytes);
+            if (!upstream.count(uuid)) gone.push_back(uuid);
+        }
+        for (const auto& uuid : gone) remove(m, uuid);
+    }
+
 private:
+    static sqlite::Value blob(const std::string& uuid) { return sqlite::Blob{uuid_to_bytes(uuid)}; }
+
     bool is_pending(const TableMapping& m, const std::string& key) const {
         return pending_.count({m.spec->name, key}) > 0;
     }
 
     void defer(const TableMapping& m, const std::string& uuid) {
-        sqlite::Statement st(db_, "INSERT OR IGNORE INTO _lestash_sync_deferred (tbl, uuid) VALUES (?, ?)");
-        st.bind(1, m.spec->name).bind(2, sqlite::Value{sqlite::Blob{uuid_to_bytes(uuid)}}).run();
+        sql_.get("INSERT OR IGNORE INTO _lestash_sync_deferred (tbl, uuid) VALUES (?, ?)")
+            .bind(1, m.spec->name)
+            .bind(2, blob(uuid))
+            .run();
+        had_deferred_ = true;
         ++stats_.deferred;
     }
 
     void undefer(const TableMapping& m, const std::string& uuid) {
-        sqlite::Statement st(db_, "DELETE FROM _lestash_sync_deferred WHERE tbl = ? AND uuid = ?");
-        st.bind(1, m.spec->name).bind(2, sqlite::Value{sqlite::Blob{uuid_to_bytes(uuid)}}).run();
+        if (!had_deferred_) return;
+        sql_.get("DELETE FROM _lestash_sync_deferred WHERE tbl = ? AND uuid = ?")
+            .bind(1, m.spec->name)
+            .bind(2, blob(uuid))
+            .run();
     }
 
     // Decodes the fetched values; references become local ids (or NULL with
@@ -137,6 +165,7 @@ private:
     std::vector<sqlite::Value> decode(const TableMapping& m, const FetchedRow& row,
                                       std::vector<std::pair<std::string, std::string>>& unresolved) {
         std::vector<sqlite::Value> out;
+        out.reserve(m.columns.size());
         for (size_t i = 0; i < m.columns.size(); ++i) {
             const auto& col = m.columns[i];
             if (col.fk) {
@@ -167,11 +196,13 @@ private:
             if (values[m.natural_key[k]].index() == 0) return std::nullopt;  // NULL never matches
             sql += (k ? " AND " : "") + quote_identifier(m.columns[m.natural_key[k]].name) + " = ?";
         }
-        sqlite::Statement st(db_, sql);
+        auto& st = sql_.get(sql);
         for (size_t k = 0; k < m.natural_key.size(); ++k)
             st.bind(static_cast<int>(k + 1), values[m.natural_key[k]]);
-        if (!st.step()) return std::nullopt;
-        return st.integer(0);
+        std::optional<std::int64_t> out;
+        if (st.step()) out = st.integer(0);
+        st.reset();
+        return out;
     }
 
     void upsert(const TableMapping& m, const FetchedRow& row) {
@@ -188,15 +219,16 @@ private:
             defer(m, row.uuid);  // local edits go first; fetched again after they are pushed
             return;
         }
-        if (local && !detail::read_local_row(db_, m, {sqlite::Value{*local}})) local.reset();
-        if (local) {
-            const auto current = detail::read_local_row(db_, m, {sqlite::Value{*local}});
+        const auto current =
+            local ? detail::read_local_row(sql_, m, {sqlite::Value{*local}}) : std::nullopt;
+        if (current) {
             if (*current != values) update_row(m, *local, values);
         } else {
             local = insert_row(m, values);
         }
-        ids_.set(m.spec->name, *local, row.uuid, row.rev);
-        note_unresolved(m, *local, unresolved);
+        if (!known || known->local_id != *local || known->server_rev != row.rev)
+            ids_.set(m.spec->name, *local, row.uuid, row.rev);
+        if (had_unresolved_ || !unresolved.empty()) note_unresolved(m, *local, unresolved);
         undefer(m, row.uuid);
         ++stats_.applied;
     }
@@ -206,33 +238,35 @@ private:
                      const std::vector<std::pair<std::string, std::string>>& unresolved) {
         if (!unresolved.empty()) return;  // a parent is not here: it was deleted locally
         json key = json::array();
-        for (const auto& k : m.spec->local_key) key.push_back(std::get<std::int64_t>(values[m.find(k) - m.columns.data()]));
+        for (const auto& k : m.spec->local_key)
+            key.push_back(std::get<std::int64_t>(values[static_cast<size_t>(m.find(k) - m.columns.data())]));
         if (is_pending(m, key.dump())) {
             defer(m, row.uuid);
             return;
         }
-        std::string cols, marks;
-        for (const auto& c : m.columns) {
-            cols += (cols.empty() ? "" : ", ") + quote_identifier(c.name);
-            marks += marks.empty() ? "?" : ", ?";
-        }
-        sqlite::Statement st(db_, "INSERT OR IGNORE INTO " + quote_identifier(m.spec->name) + " (" +
-                                      cols + ") VALUES (" + marks + ")");
+        auto& st = sql_.get("INSERT OR IGNORE INTO " + quote_identifier(m.spec->name) + " (" +
+                            column_list(m) + ") VALUES (" + placeholders(m) + ")");
         for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
         st.run();
         undefer(m, row.uuid);
         ++stats_.applied;
     }
 
+    static std::string column_list(const TableMapping& m) {
+        std::string cols;
+        for (const auto& c : m.columns) cols += (cols.empty() ? "" : ", ") + quote_identifier(c.name);
+        return cols;
+    }
+
+    static std::string placeholders(const TableMapping& m) {
+        std::string marks;
+        for (size_t i = 0; i < m.columns.size(); ++i) marks += i ? ", ?" : "?";
+        return marks;
+    }
+
     std::int64_t insert_row(const TableMapping& m, const std::vector<sqlite::Value>& values) {
-        std::string cols, marks;
-        for (const auto& c : m.columns) {
-            cols += (cols.empty() ? "" : ", ") + quote_identifier(c.name);
-            marks += marks.empty() ? "?" : ", ?";
-        }
-        auto& st = statement(m.spec->name + ":insert", "INSERT INTO " +
-                                                           quote_identifier(m.spec->name) + " (" +
-                                                           cols + ") VALUES (" + marks + ")");
+        auto& st = sql_.get("INSERT INTO " + quote_identifier(m.spec->name) + " (" +
+                            column_list(m) + ") VALUES (" + placeholders(m) + ")");
         for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
         st.run();
         return db_.last_insert_rowid();
@@ -241,10 +275,10 @@ private:
     void update_row(const TableMapping& m, std::int64_t local_id,
                     const std::vector<sqlite::Value>& values) {
         std::string sets;
-        for (const auto& c : m.columns) sets += (sets.empty() ? "" : ", ") + quote_identifier(c.name) + " = ?";
-        auto& st = statement(m.spec->name + ":update",
-                             "UPDATE " + quote_identifier(m.spec->name) + " SET " + sets + " WHERE " +
-                                 quote_identifier(m.spec->local_key[0]) + " = ?");
+        for (const auto& c : m.columns)
+            sets += (sets.empty() ? "" : ", ") + quote_identifier(c.name) + " = ?";
+        auto& st = sql_.get("UPDATE " + quote_identifier(m.spec->name) + " SET " + sets +
+                            " WHERE " + quote_identifier(m.spec->local_key[0]) + " = ?");
         for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
         st.bind(static_cast<int>(values.size() + 1), local_id);
         st.run();
@@ -252,21 +286,24 @@ private:
 
     void note_unresolved(const TableMapping& m, std::int64_t local_id,
                          const std::vector<std::pair<std::string, std::string>>& unresolved) {
-        sqlite::Statement clear(db_, "DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ?");
-        clear.bind(1, m.spec->name).bind(2, local_id).run();
-        sqlite::Statement add(db_,
-                              "INSERT OR REPLACE INTO _lestash_sync_unresolved (tbl, local_id, col, "
-                              "parent_uuid) VALUES (?, ?, ?, ?)");
+        sql_.get("DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ?")
+            .bind(1, m.spec->name)
+            .bind(2, local_id)
+            .run();
         for (const auto& [col, uuid] : unresolved)
-            add.bind(1, m.spec->name)
+            sql_.get("INSERT OR REPLACE INTO _lestash_sync_unresolved (tbl, local_id, col, "
+                     "parent_uuid) VALUES (?, ?, ?, ?)")
+                .bind(1, m.spec->name)
                 .bind(2, local_id)
                 .bind(3, col)
-                .bind(4, sqlite::Value{sqlite::Blob{uuid_to_bytes(uuid)}})
+                .bind(4, blob(uuid))
                 .run();
+        had_unresolved_ = had_unresolved_ || !unresolved.empty();
     }
 
     // References that arrived before the row they point to, now resolvable.
     void resolve_pending_references() {
+        if (!had_unresolved_) return;
         sqlite::Statement st(db_,
                              "SELECT u.tbl, u.local_id, u.col, i.local_id FROM "
                              "_lestash_sync_unresolved u JOIN _lestash_sync_ids i ON i.uuid = "
@@ -274,18 +311,19 @@ private:
         std::vector<std::tuple<std::string, std::int64_t, std::string, std::int64_t>> found;
         while (st.step()) found.emplace_back(st.text(0), st.integer(1), st.text(2), st.integer(3));
         for (const auto& [table, id, col, parent] : found) {
-            const TableSpec* spec = nullptr;
-            for (const auto& m : maps_)
-                if (m.spec->name == table) spec = m.spec;
-            if (!spec) continue;
-            sqlite::Statement set(db_, "UPDATE " + quote_identifier(table) + " SET " +
-                                           quote_identifier(col) + " = ? WHERE " +
-                                           quote_identifier(spec->local_key[0]) + " = ?");
-            set.bind(1, parent).bind(2, id).run();
-            sqlite::Statement done(db_,
-                                   "DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND "
-                                   "local_id = ? AND col = ?");
-            done.bind(1, table).bind(2, id).bind(3, col).run();
+            const auto m = std::find_if(maps_.begin(), maps_.end(),
+                                        [&](const auto& x) { return x.spec->name == table; });
+            if (m == maps_.end()) continue;
+            sql_.get("UPDATE " + quote_identifier(table) + " SET " + quote_identifier(col) +
+                     " = ? WHERE " + quote_identifier(m->spec->local_key[0]) + " = ?")
+                .bind(1, parent)
+                .bind(2, id)
+                .run();
+            sql_.get("DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ? AND col = ?")
+                .bind(1, table)
+                .bind(2, id)
+                .bind(3, col)
+                .run();
         }
     }
 
@@ -300,9 +338,10 @@ private:
             defer(m, uuid);
             return;
         }
-        sqlite::Statement st(db_, "DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " +
-                                      quote_identifier(m.spec->local_key[0]) + " = ?");
-        st.bind(1, known->local_id).run();
+        sql_.get("DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " +
+                 quote_identifier(m.spec->local_key[0]) + " = ?")
+            .bind(1, known->local_id)
+            .run();
         ids_.forget(uuid);
         undefer(m, uuid);
         ++stats_.deleted;
@@ -320,8 +359,9 @@ private:
             return;
         }
         std::string where;
-        for (const auto& k : m.spec->local_key) where += (where.empty() ? "" : " AND ") + quote_identifier(k) + " = ?";
-        sqlite::Statement st(db_, "DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " + where);
+        for (const auto& k : m.spec->local_key)
+            where += (where.empty() ? "" : " AND ") + quote_identifier(k) + " = ?";
+        auto& st = sql_.get("DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " + where);
         for (size_t i = 0; i < it->second.size(); ++i) st.bind(static_cast<int>(i + 1), it->second[i]);
         st.run();
         undefer(m, uuid);
@@ -338,8 +378,9 @@ private:
             std::vector<sqlite::Value> key;
             std::vector<std::string> parents;
             for (size_t i = 0; i < m.spec->local_key.size(); ++i) {
-                key.push_back(st.value(static_cast<int>(i)));
-                const auto p = ids_.by_local_id(m.spec->foreign_keys[i].parent_table, st.integer(static_cast<int>(i)));
+                const int col = static_cast<int>(i);
+                key.push_back(st.value(col));
+                const auto p = ids_.by_local_id(m.spec->foreign_keys[i].parent_table, st.integer(col));
                 if (p) parents.push_back(p->uuid);
             }
             if (parents.size() == key.size()) it->second[link_row_uuid(*m.spec, parents)] = key;
@@ -347,19 +388,14 @@ private:
         return it->second;
     }
 
-    sqlite::Statement& statement(const std::string& name, const std::string& sql) {
-        auto it = statements_.find(name);
-        if (it == statements_.end())
-            it = statements_.emplace(name, std::make_unique<sqlite::Statement>(db_, sql)).first;
-        return *it->second;
-    }
-
     sqlite::Connection& db_;
+    detail::StatementCache sql_;
     IdentityMap& ids_;
     const std::vector<TableMapping>& maps_;
     std::set<std::pair<std::string, std::string>> pending_;
+    bool had_deferred_ = false;
+    bool had_unresolved_ = false;
     std::map<std::string, std::map<std::string, std::vector<sqlite::Value>>> link_indexes_;
-    std::map<std::string, std::unique_ptr<sqlite::Statement>> statements_;
     PullStats stats_;
 };
 
@@ -380,54 +416,102 @@ PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cur
     return stats;
 }
 
+PullStats SyncEngine::bootstrap(bool resync) {
+    // Every table in pages of pull_batch rows from one snapshot, each page
+    // applied in its own short transaction; then the change log is followed
+    // from the snapshot's horizon. Entries between the horizon and the
+    // snapshot are read again later, which is harmless: pulls apply state.
+    PullStats stats;
+    std::string horizon;
+    std::map<std::string, std::set<std::string>> seen;
+    try {
+        pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only> tx(
+            upstream_.connection());
+        horizon = tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0].as<std::string>();
+        for (const auto& m : mappings_) {
+            // In the order rows were created, so local ids keep that order.
+            tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
+                    fetch_sql(m, "ORDER BY coalesce((\"_col_revs\" -> '' ->> 0)::bigint, \"_rev\"), \"id\""));
+            const std::string fetch = "FETCH " + std::to_string(options_.pull_batch) + " FROM lestash_bootstrap";
+            for (;;) {
+                const auto page = tx.exec(fetch);
+                if (page.empty()) break;
+                FetchedRows fetched;
+                auto& rows = fetched.by_table[m.spec->name];
+                for (const auto& r : page) {
+                    rows.push_back(row_from(r, m));
+                    if (resync) seen[m.spec->name].insert(rows.back().uuid);
+                }
+                stats += apply_rows(fetched, nullptr);
+                stats.changes += static_cast<std::int64_t>(page.size());
+            }
+            tx.exec("CLOSE lestash_bootstrap");
+        }
+        tx.commit();
+    } catch (...) {
+        rethrow_as_upstream_error("copying the upstream tables from " + upstream_.target());
+    }
+    fault("pull:after-fetch");
+    ApplyScope scope(replica_.db());
+    if (resync) {
+        // Offline past the change log's retention: whatever is gone upstream
+        // was deleted there.
+        RowApplier applier(replica_.db(), ids_, mappings_);
+        for (auto m = mappings_.rbegin(); m != mappings_.rend(); ++m)
+            applier.remove_all_except(*m, seen[m->spec->name]);
+    }
+    fault("pull:before-cursor-save");
+    replica_.set_meta("pull_cursor", horizon + ":0");
+    scope.commit();
+    return stats;
+}
+
 PullStats SyncEngine::pull_batch() {
     if (replica_.follow_schema_changes()) refresh_mappings();
     const auto cursor_text = replica_.meta("pull_cursor");
+    if (!cursor_text) return bootstrap(false);
+    const auto [xid, id] = parse_cursor(*cursor_text);
     FetchedRows fetched;
     std::string next_cursor;
     std::int64_t changes = 0;
     try {
         pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only> tx(
             upstream_.connection());
-        if (!cursor_text) {
-            // A replica that never pulled starts from a snapshot of every
-            // table, then follows the change log from the snapshot's horizon.
-            next_cursor = tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0]
-                              .as<std::string>() + ":0";
-            for (const auto& m : mappings_) {
-                auto& out = fetched.by_table[m.spec->name];
-                for (const auto& r : tx.exec(fetch_sql(m, "")) ) out.push_back(row_from(r, m));
-                changes += static_cast<std::int64_t>(out.size());
-            }
+        const bool compacted_past_us =
+            tx.exec_params("SELECT count(*) > 0 FROM lestash.change_log_horizon WHERE (xid, id) > "
+                           "($1::xid8, $2::bigint)",
+                           xid, id)[0][0]
+                .as<bool>();
+        if (compacted_past_us) {
             tx.commit();
-        } else {
-            const auto [xid, id] = parse_cursor(*cursor_text);
-            const auto log = tx.exec_params(
-                "SELECT id, xid::text, tbl, row_id::text, origin::text FROM lestash.change_log "
-                "WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < "
-                "pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT $3",
-                xid, id, options_.pull_batch);
-            if (log.empty()) {
-                tx.commit();
-                return {};
-            }
-            std::vector<std::pair<std::string, std::string>> keys;
-            std::set<std::pair<std::string, std::string>> seen;
-            for (const auto& r : log) {
-                const std::string table = r[2].as<std::string>();
-                if (!r[4].is_null() && r[4].as<std::string>() == replica_.replica_id()) continue;
-                if (std::none_of(mappings_.begin(), mappings_.end(),
-                                 [&](const auto& m) { return m.spec->name == table; }))
-                    continue;
-                if (seen.insert({table, r[3].as<std::string>()}).second)
-                    keys.emplace_back(table, r[3].as<std::string>());
-            }
-            const auto& last = log[log.size() - 1];
-            next_cursor = last[1].as<std::string>() + ":" + last[0].as<std::string>();
-            changes = static_cast<std::int64_t>(log.size());
-            fetched = fetch_rows(tx, keys);
-            tx.commit();
+            return bootstrap(true);
         }
+        const auto log = tx.exec_params(
+            "SELECT id, xid::text, tbl, row_id::text, origin::text FROM lestash.change_log "
+            "WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < "
+            "pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT $3",
+            xid, id, options_.pull_batch);
+        if (log.empty()) {
+            tx.commit();
+            return {};
+        }
+        std::vector<std::pair<std::string, std::string>> keys;
+        std::set<std::pair<std::string, std::string>> seen;
+        for (const auto& r : log) {
+            const std::string table = r[2].as<std::string>();
+            // Our own pushes are already here.
+            if (!r[4].is_null() && r[4].as<std::string>() == replica_.replica_id()) continue;
+            if (std::none_of(mappings_.begin(), mappings_.end(),
+                             [&](const auto& m) { return m.spec->name == table; }))
+                continue;
+            if (seen.insert({table, r[3].as<std::string>()}).second)
+                keys.emplace_back(table, r[3].as<std::string>());
+        }
+        const auto& last = log[log.size() - 1];
+        next_cursor = last[1].as<std::string>() + ":" + last[0].as<std::string>();
+        changes = static_cast<std::int64_t>(log.size());
+        fetched = fetch_rows(tx, keys);
+        tx.commit();
     } catch (...) {
         rethrow_as_upstream_error("pulling changes from " + upstream_.target());
     }

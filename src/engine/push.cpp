@@ -106,7 +106,8 @@ class PushBuilder {
 public:
     PushBuilder(sqlite::Connection& db, IdentityMap& ids, const std::vector<TableMapping>& maps,
                 std::vector<RowChange>& out)
-        : db_(db), ids_(ids), maps_(maps), out_(out) {}
+        : rows_(db), ids_(ids), maps_(maps), out_(out) {}
+    detail::StatementCache& rows() { return rows_; }
 
     const TableMapping& map(const std::string& table) const {
         for (const auto& m : maps_)
@@ -120,7 +121,7 @@ public:
                                    bool insert, const std::set<std::string>& changed) {
         const std::string key_text = key_string(key);
         if (auto it = added_.find({m.spec->name, key_text}); it != added_.end()) return it->second;
-        const auto row = detail::read_local_row(db_, m, key);
+        const auto row = detail::read_local_row(rows_, m, key);
         if (!row) return std::nullopt;
 
         RowChange change;
@@ -195,13 +196,13 @@ private:
             // is gone (deleted, its delete not pushed yet) this row takes the
             // identity over; if it still exists the key was edited, and this
             // row gets a fresh identity.
-            if (detail::read_local_row(db_, m, {sqlite::Value{holder->local_id}})) uuid = random_uuid();
+            if (detail::read_local_row(rows_, m, {sqlite::Value{holder->local_id}})) uuid = random_uuid();
         }
         ids_.set(m.spec->name, local_id, uuid, std::nullopt);
         return uuid;
     }
 
-    sqlite::Connection& db_;
+    detail::StatementCache rows_;
     IdentityMap& ids_;
     const std::vector<TableMapping>& maps_;
     std::vector<RowChange>& out_;
@@ -259,7 +260,7 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
             for (const auto& v : parents)
                 if (auto u = uuid_from_hex(v)) p.push_back(*u);
             if (p.size() == m.spec->foreign_keys.size()) uuid = link_row_uuid(*m.spec, p);
-        } else if (!uuid && !detail::read_local_row(replica_.db(), m, {sqlite::Value{*e->local_id}})) {
+        } else if (!uuid && !detail::read_local_row(builder.rows(), m, {sqlite::Value{*e->local_id}})) {
             // Deleted before its first push had recorded a UUID; if that push
             // has happened since, the mapping tells which row Postgres holds.
             if (auto known = ids_.by_local_id(e->table, *e->local_id)) uuid = known->uuid;
@@ -370,11 +371,11 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
     sqlite::Statement drop(replica_.db(), "DELETE FROM _lestash_sync_outbox WHERE seq <= ?");
     drop.bind(1, batch.last_seq).run();
     for (const auto& [uuid, rev] : batch.revs) ids_.set_server_rev(uuid, rev);
+    detail::StatementCache rows(replica_.db());
     for (const auto& [map, uuid] : batch.deletes) {
-        if (!ids_.by_uuid(map->spec->name, uuid)) continue;
         // The local row is gone; its identity is no longer needed here.
-        auto m = ids_.by_uuid(map->spec->name, uuid);
-        if (!detail::read_local_row(replica_.db(), *map, {sqlite::Value{m->local_id}}))
+        const auto known = ids_.by_uuid(map->spec->name, uuid);
+        if (known && !detail::read_local_row(rows, *map, {sqlite::Value{known->local_id}}))
             ids_.forget(uuid);
     }
     sqlite::Statement dead(replica_.db(),

@@ -475,3 +475,25 @@ TEST_CASE("verify finds rows that differ from Postgres and repairs only those", 
     CHECK(a.replica().outbox_depth() == 0);  // repairs are not captured as local changes
     require_converged(a);
 }
+
+TEST_CASE("a replica offline longer than the change log keeps resyncs in full", "[sync][resync]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    AppWriter app_a(a.path());
+    const auto doomed = app_a.upsert_item(post("doomed", "will be deleted while B is away"));
+    app_a.upsert_item(post("kept", "stays"));
+    sync_until_quiet({&a, &b});
+    // B is away: A deletes one item and adds another; the log is compacted.
+    app_a.delete_item(doomed);
+    app_a.upsert_item(post("new", "written while B was away"));
+    a.sync();
+    pqxx::connection pg(up.admin_conninfo);
+    CHECK(count(pg, "SELECT lestash.compact_change_log('0 seconds')") > 0);
+    CHECK(count(pg, "SELECT count(*) FROM lestash.change_log") == 0);
+    b.sync();
+    CHECK(one_text(b.replica().db(), "SELECT group_concat(source_id, ',') FROM (SELECT source_id "
+                                     "FROM items ORDER BY source_id)") == "kept,new");
+    require_converged(b);
+}
