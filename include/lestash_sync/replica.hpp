@@ -81,12 +81,27 @@ private:
     std::int64_t schema_version_seen_ = -1;
 };
 
-// SQLite's busy handler polls (every 1 to 100 ms) instead of queueing, so a
-// writer that takes the lock again right after releasing it can starve the
-// app until its 5 s timeout ends in "database is locked". The engine calls
-// this between consecutive write transactions: it sleeps half as long as the
-// lock was held (at least 1 ms, at most 50 ms).
-void yield_to_app(std::chrono::steady_clock::duration held);
+// Paces the engine's write transactions so the app is never starved.
+// SQLite's busy handler polls instead of queueing (Python's sqlite3 retries
+// after 1, 2, 5 ... 50, then every 100 ms), so a writer that takes the lock
+// again right after releasing it can keep the app waiting until its 5 s
+// timeout ends in "database is locked". Before a write transaction that
+// follows closely on the previous one, the pacer leaves a gap as long as the
+// previous one held the lock (1 to 110 ms): longer than the app's longest
+// poll interval, so a waiting app always gets in within one engine
+// transaction plus one gap. Writes that come later than that pay nothing.
+class WritePacer {
+public:
+    // Call before BEGIN: sleeps only when the last write ended too recently.
+    void before_write();
+    // Call after COMMIT (or ROLLBACK) with how long the lock was held.
+    void after_write(std::chrono::steady_clock::duration held);
+    // How long an engine write transaction should hold the lock at most.
+    static constexpr std::chrono::milliseconds kTargetHold{500};
+
+private:
+    std::chrono::steady_clock::time_point next_write_{};
+};
 
 // The engine's own write transaction: BEGIN IMMEDIATE with the apply flag
 // set, so the capture triggers ignore what it writes. The flag row is removed

@@ -94,6 +94,9 @@ public:
     PullStats pull_all();
     // Re-fetches rows whose remote change waited for local edits to be pushed.
     PullStats apply_deferred();
+    // One full cycle: push everything pending, pull until caught up, apply
+    // what waited for local edits.
+    std::pair<PushStats, PullStats> sync_once();
 
     // Compares every synced table with Postgres: a digest per UUID bucket on
     // each side (hashed by Postgres itself upstream), then per-row hashes in
@@ -132,6 +135,8 @@ private:
     SyncOptions options_;
     std::vector<TableMapping> mappings_;
     IdentityMap ids_;
+    WritePacer pacer_;
+    size_t apply_chunk_rows_ = 500;  // adapts to hold the lock ~WritePacer::kTargetHold
 };
 
 }  // namespace lestash

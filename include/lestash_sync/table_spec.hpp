@@ -22,6 +22,9 @@ enum class IdentityRule {
 struct ForeignKey {
     std::string column;
     std::string parent_table;
+    // A required reference (NOT NULL / part of a link's key): a row whose
+    // parent is not here yet waits for it rather than arriving without it.
+    bool required = false;
 };
 
 struct TableSpec {

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "bench_common.hpp"
+#include "sync_bench.hpp"
 #include "lestash_sync/replica.hpp"
 #include "lestash_sync/sqlite.hpp"
 
@@ -15,37 +17,9 @@ namespace fs = std::filesystem;
 using lestash::sqlite::Connection;
 using lestash::sqlite::Statement;
 using lestash::sqlite::Transaction;
-using Clock = std::chrono::steady_clock;
+using namespace lestash::bench;
 
 namespace {
-
-// Realistic note text: words of varied length, 1-2 KB, deterministic by seed.
-class ContentGenerator {
-public:
-    explicit ContentGenerator(unsigned seed) : rng_(seed) {}
-    std::string next() {
-        static const char* words[] = {"sync",  "sqlite", "postgres", "note",   "idea",
-                                      "link",  "paper",  "reading",  "thread", "graph",
-                                      "daemon", "replica", "history", "search", "tag",
-                                      "knowledge", "stash", "federated", "offline", "merge"};
-        std::uniform_int_distribution<size_t> len(1024, 2048), word(0, 19);
-        const size_t target = len(rng_);
-        std::string out;
-        while (out.size() < target) {
-            out += words[word(rng_)];
-            out += std::to_string(rng_() % 1000);
-            out += ' ';
-        }
-        return out;
-    }
-
-private:
-    std::mt19937 rng_;
-};
-
-double seconds_since(Clock::time_point t0) {
-    return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 struct WriteTimes {
     double insert_s = 0;
@@ -98,10 +72,7 @@ nlohmann::json bench_capture(const fs::path& dir, int items, int batch) {
     }
     {
         Connection db(plain, SQLITE_OPEN_READWRITE);
-        db.exec("DROP TRIGGER IF EXISTS _lestash_sync_items_insert");
-        for (const auto& spec : lestash::default_table_specs())
-            for (const char* what : {"insert", "update", "rekey", "delete"})
-                db.exec("DROP TRIGGER IF EXISTS _lestash_sync_" + spec.name + "_" + what);
+        drop_capture_triggers(db);
     }
     { lestash::Replica attach({captured}); }
     const WriteTimes raw = app_writes(plain, items, batch, 7);
@@ -145,6 +116,12 @@ int main(int argc, char** argv) {
     auto* capture = app.add_subcommand("capture", "capture overhead on inserts and updates");
     capture->add_option("--items", items, "items to write")->check(CLI::PositiveNumber);
     capture->add_option("--batch", batch, "items per transaction")->check(CLI::PositiveNumber);
+    std::string postgres;
+    auto* sync = app.add_subcommand("sync", "push, pull and bootstrap rates against raw baselines");
+    sync->add_option("--items", items, "items to sync")->check(CLI::PositiveNumber);
+    sync->add_option("--postgres", postgres,
+                     "admin conninfo (a scratch database is created and dropped); default: a "
+                     "private server started for the run");
     app.add_flag("--json", json, "print one JSON object instead of a table");
     app.add_option("--dir", work_dir, "where to put the scratch databases (default: a temp dir)");
     CLI11_PARSE(app, argc, argv);
@@ -155,11 +132,19 @@ int main(int argc, char** argv) {
     fs::create_directories(dir);
     int rc = 0;
     try {
-        const auto result = bench_capture(dir, items, batch);
-        if (json)
-            std::cout << nlohmann::json{{"capture", result}}.dump() << "\n";
-        else
-            print_table(result);
+        if (*capture) {
+            const auto result = bench_capture(dir, items, batch);
+            if (json)
+                std::cout << nlohmann::json{{"capture", result}}.dump() << "\n";
+            else
+                print_table(result);
+        } else {
+            const auto result = bench_sync(dir, items, postgres);
+            if (json)
+                std::cout << nlohmann::json{{"sync", result}}.dump() << "\n";
+            else
+                print_sync_table(result);
+        }
     } catch (const std::exception& e) {
         std::cerr << "lestash-bench: " << e.what() << "\n";
         rc = 1;

@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 #include <chrono>
+#include <fstream>
 #include <iostream>
 
 #include "lestash_sync/error.hpp"
@@ -21,6 +22,16 @@ struct Options {
     std::string replica_name;
     bool once = false;
 };
+
+// Peak resident memory of this process image (VmHWM; unlike getrusage it
+// does not count the parent's pages a fork started with).
+double peak_rss_mib() {
+    std::ifstream status("/proc/self/status");
+    std::string line;
+    while (std::getline(status, line))
+        if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+    return 0;
+}
 
 int run_verify(const Options& o, bool repair) {
     lestash::Replica replica({o.db_path});
@@ -58,21 +69,18 @@ int run_once(const Options& o) {
     }
     lestash::Upstream upstream(o.postgres);
     lestash::SyncEngine engine(replica, upstream);
-    auto pushed = engine.push_all();
-    auto pulled = engine.apply_deferred();
-    pulled += engine.pull_all();
-    pulled += engine.apply_deferred();
+    const auto [pushed, pulled] = engine.sync_once();
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf(
         "synced %s with %s: pushed %lld changes (%lld rows written, %lld deleted, %lld refused), "
         "pulled %lld changes (%lld rows applied, %lld deleted, %lld held for local edits) in "
-        "%.2f s\n",
+        "%.2f s, peak RSS %.1f MiB\n",
         replica.path().c_str(), upstream.target().c_str(), static_cast<long long>(pushed.entries),
         static_cast<long long>(pushed.upserted), static_cast<long long>(pushed.deleted),
         static_cast<long long>(pushed.dead_lettered), static_cast<long long>(pulled.changes),
         static_cast<long long>(pulled.applied), static_cast<long long>(pulled.deleted),
-        static_cast<long long>(pulled.deferred), secs);
+        static_cast<long long>(pulled.deferred), secs, peak_rss_mib());
     return 0;
 }
 

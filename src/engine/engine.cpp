@@ -96,6 +96,14 @@ PushStats SyncEngine::push_all() {
     }
 }
 
+std::pair<PushStats, PullStats> SyncEngine::sync_once() {
+    const PushStats pushed = push_all();
+    PullStats pulled = apply_deferred();
+    pulled += pull_all();
+    pulled += apply_deferred();
+    return {pushed, pulled};
+}
+
 PullStats SyncEngine::pull_all() {
     PullStats total;
     for (;;) {

@@ -92,28 +92,29 @@ public:
         had_unresolved_ = db_.query_int("SELECT count(*) FROM _lestash_sync_unresolved") > 0;
     }
 
-    PullStats apply(const std::map<std::string, std::vector<FetchedRow>>& by_table) {
-        for (const auto& m : maps_) {
-            auto it = by_table.find(m.spec->name);
-            if (it == by_table.end()) continue;
-            const bool items = m.spec->name == "items";
-            const std::int64_t history_mark =
-                items ? db_.query_int("SELECT coalesce(max(id), 0) FROM item_history") : 0;
-            for (const auto& row : it->second)
-                if (row.exists) upsert(m, row);
-            if (items) {
-                resolve_pending_references();
-                // The app's capture_item_history trigger fired for our updates;
-                // the originating replica's history row arrives through sync.
-                sql_.get("DELETE FROM item_history WHERE id > ?").bind(1, history_mark).run();
-            }
+    // Applies rows in the order given (see apply_order): upserts parents
+    // first, then deletes children first.
+    PullStats apply(const std::vector<std::pair<const TableMapping*, const FetchedRow*>>& rows) {
+        std::optional<std::int64_t> history_mark;
+        auto end_items_run = [&] {
+            if (!history_mark) return;
+            resolve_pending_references();
+            // The app's capture_item_history trigger fired for our updates;
+            // the originating replica's history row arrives through sync.
+            sql_.get("DELETE FROM item_history WHERE id > ?").bind(1, *history_mark).run();
+            history_mark.reset();
+        };
+        for (const auto& [m, row] : rows) {
+            const bool items_upsert = row->exists && m->spec->name == "items";
+            if (!items_upsert) end_items_run();
+            if (items_upsert && !history_mark)
+                history_mark = db_.query_int("SELECT coalesce(max(id), 0) FROM item_history");
+            if (row->exists)
+                upsert(*m, *row);
+            else
+                remove(*m, row->uuid);
         }
-        for (auto m = maps_.rbegin(); m != maps_.rend(); ++m) {
-            auto it = by_table.find(m->spec->name);
-            if (it == by_table.end()) continue;
-            for (const auto& row : it->second)
-                if (!row.exists) remove(*m, row.uuid);
-        }
+        end_items_run();
         resolve_pending_references();
         return stats_;
     }
@@ -208,8 +209,15 @@ private:
     void upsert(const TableMapping& m, const FetchedRow& row) {
         std::vector<std::pair<std::string, std::string>> unresolved;
         const auto values = decode(m, row, unresolved);
+        for (const auto& [col, parent] : unresolved)
+            if (m.find(col)->fk->required) {
+                // Its parent is not here yet (held back by local edits, or
+                // deleted here with the delete not pushed): wait for it.
+                defer(m, row.uuid);
+                return;
+            }
         if (!m.spec->keyed_by_rowid()) {
-            upsert_link(m, row, values, unresolved);
+            upsert_link(m, row, values);
             return;
         }
         auto known = ids_.by_uuid(m.spec->name, row.uuid);
@@ -234,9 +242,7 @@ private:
     }
 
     void upsert_link(const TableMapping& m, const FetchedRow& row,
-                     const std::vector<sqlite::Value>& values,
-                     const std::vector<std::pair<std::string, std::string>>& unresolved) {
-        if (!unresolved.empty()) return;  // a parent is not here: it was deleted locally
+                     const std::vector<sqlite::Value>& values) {
         json key = json::array();
         for (const auto& k : m.spec->local_key)
             key.push_back(std::get<std::int64_t>(values[static_cast<size_t>(m.find(k) - m.columns.data())]));
@@ -401,18 +407,54 @@ private:
 
 }  // namespace
 
-PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cursor) {
-    const auto t0 = std::chrono::steady_clock::now();
-    PullStats stats;
-    {
-        ApplyScope scope(replica_.db());
-        RowApplier applier(replica_.db(), ids_, mappings_);
-        stats = applier.apply(rows.by_table);
-        fault("pull:before-cursor-save");
-        if (cursor) replica_.set_meta("pull_cursor", *cursor);
-        scope.commit();
+namespace {
+
+// Upserts with parents first, then deletes with children first.
+std::vector<std::pair<const TableMapping*, const FetchedRow*>> apply_order(
+    const std::vector<TableMapping>& maps, const std::map<std::string, std::vector<FetchedRow>>& rows) {
+    std::vector<std::pair<const TableMapping*, const FetchedRow*>> out;
+    for (const bool upserts : {true, false}) {
+        for (size_t i = 0; i < maps.size(); ++i) {
+            const auto& m = upserts ? maps[i] : maps[maps.size() - 1 - i];
+            const auto it = rows.find(m.spec->name);
+            if (it == rows.end()) continue;
+            for (const auto& row : it->second)
+                if (row.exists == upserts) out.emplace_back(&m, &row);
+        }
     }
-    yield_to_app(std::chrono::steady_clock::now() - t0);
+    return out;
+}
+
+}  // namespace
+
+PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cursor) {
+    // As many transactions as it takes to hold the lock about
+    // WritePacer::kTargetHold each, whatever the machine's speed; the row
+    // count per transaction adapts. The cursor is saved with the last one.
+    const auto order = apply_order(mappings_, rows.by_table);
+    PullStats stats;
+    size_t done = 0;
+    do {
+        const size_t n = std::min(order.size() - done, apply_chunk_rows_);
+        pacer_.before_write();
+        const auto t0 = std::chrono::steady_clock::now();
+        {
+            ApplyScope scope(replica_.db());
+            RowApplier applier(replica_.db(), ids_, mappings_);
+            stats += applier.apply({order.begin() + static_cast<std::ptrdiff_t>(done),
+                                    order.begin() + static_cast<std::ptrdiff_t>(done + n)});
+            done += n;
+            if (done == order.size()) {
+                fault("pull:before-cursor-save");
+                if (cursor) replica_.set_meta("pull_cursor", *cursor);
+            }
+            scope.commit();
+        }
+        const auto held = std::chrono::steady_clock::now() - t0;
+        pacer_.after_write(held);
+        if (n > 0 && held > std::chrono::milliseconds(1))
+            apply_chunk_rows_ = std::clamp<size_t>(n * WritePacer::kTargetHold / held, 50, 20000);
+    } while (done < order.size());
     return stats;
 }
 
@@ -432,7 +474,7 @@ PullStats SyncEngine::bootstrap(bool resync) {
             // In the order rows were created, so local ids keep that order.
             tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
                     fetch_sql(m, "ORDER BY coalesce((\"_col_revs\" -> '' ->> 0)::bigint, \"_rev\"), \"id\""));
-            const std::string fetch = "FETCH " + std::to_string(options_.pull_batch) + " FROM lestash_bootstrap";
+            const std::string fetch = "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
             for (;;) {
                 const auto page = tx.exec(fetch);
                 if (page.empty()) break;
@@ -452,6 +494,7 @@ PullStats SyncEngine::bootstrap(bool resync) {
         rethrow_as_upstream_error("copying the upstream tables from " + upstream_.target());
     }
     fault("pull:after-fetch");
+    pacer_.before_write();
     ApplyScope scope(replica_.db());
     if (resync) {
         // Offline past the change log's retention: whatever is gone upstream
@@ -463,6 +506,7 @@ PullStats SyncEngine::bootstrap(bool resync) {
     fault("pull:before-cursor-save");
     replica_.set_meta("pull_cursor", horizon + ":0");
     scope.commit();
+    pacer_.after_write(std::chrono::milliseconds(1));
     return stats;
 }
 

@@ -238,6 +238,8 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
         it->second.changed.insert(e.changed.begin(), e.changed.end());
     }
 
+    pacer_.before_write();
+    const auto t0 = std::chrono::steady_clock::now();
     sqlite::Transaction txn(replica_.db());
     PushBuilder builder(replica_.db(), ids_, mappings_, batch.upserts);
     for (const auto& key : order) {
@@ -269,6 +271,7 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
         if (uuid && !upserted.count(*uuid)) batch.deletes.emplace_back(&m, *uuid);
     }
     txn.commit();  // new identities are durable before Postgres hears of them
+    pacer_.after_write(std::chrono::steady_clock::now() - t0);
     return batch;
 }
 
@@ -367,6 +370,8 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
 }
 
 void SyncEngine::finish_push(const PreparedPush& batch) {
+    pacer_.before_write();
+    const auto t0 = std::chrono::steady_clock::now();
     sqlite::Transaction txn(replica_.db());
     sqlite::Statement drop(replica_.db(), "DELETE FROM _lestash_sync_outbox WHERE seq <= ?");
     drop.bind(1, batch.last_seq).run();
@@ -384,6 +389,7 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
     for (const auto& d : batch.dead)
         dead.bind_all(d.table, d.uuid, d.op, d.payload, d.error, d.sqlstate).run();
     txn.commit();
+    pacer_.after_write(std::chrono::steady_clock::now() - t0);
 }
 
 PushStats SyncEngine::push_batch() {

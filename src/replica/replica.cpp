@@ -338,10 +338,16 @@ std::vector<OutboxEntry> Replica::read_outbox(std::int64_t after_seq, int limit)
 
 std::int64_t Replica::outbox_depth() { return db_.query_int("SELECT count(*) FROM _lestash_sync_outbox"); }
 
-void yield_to_app(std::chrono::steady_clock::duration held) {
+void WritePacer::before_write() {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_write_) std::this_thread::sleep_for(next_write_ - now);
+}
+
+void WritePacer::after_write(std::chrono::steady_clock::duration held) {
     using std::chrono::milliseconds;
-    std::this_thread::sleep_for(std::clamp<std::chrono::steady_clock::duration>(
-        held / 2, milliseconds(1), milliseconds(50)));
+    next_write_ = std::chrono::steady_clock::now() +
+                  std::clamp<std::chrono::steady_clock::duration>(held, milliseconds(1),
+                                                                  milliseconds(110));
 }
 
 ApplyScope::ApplyScope(sqlite::Connection& db) : db_(db), txn_(db) {

@@ -16,13 +16,13 @@ const ForeignKey* TableSpec::foreign_key(std::string_view column) const {
 const std::vector<TableSpec>& default_table_specs() {
     static const std::vector<TableSpec> specs = {
         {"items", IdentityRule::natural_key, {"id"}, {"source_type", "source_id"},
-         {{"parent_id", "items"}}},
+         {{"parent_id", "items", false}}},
         {"tags", IdentityRule::natural_key, {"id"}, {"name"}, {}},
         {"sources", IdentityRule::natural_key, {"id"}, {"source_type"}, {}},
         {"item_history", IdentityRule::random, {"id"}, {},
-         {{"item_id", "items"}, {"parent_id_old", "items"}}},
+         {{"item_id", "items", true}, {"parent_id_old", "items", false}}},
         {"item_tags", IdentityRule::link, {"item_id", "tag_id"}, {},
-         {{"item_id", "items"}, {"tag_id", "tags"}}},
+         {{"item_id", "items", true}, {"tag_id", "tags", true}}},
         {"sync_log", IdentityRule::random, {"id"}, {}, {}},
     };
     return specs;

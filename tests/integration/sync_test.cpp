@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 
 #include <pqxx/pqxx>
+#include <atomic>
 #include <random>
+#include <thread>
 
 #include "app_writer.hpp"
 #include "lestash_sync/error.hpp"
@@ -495,5 +497,51 @@ TEST_CASE("a replica offline longer than the change log keeps resyncs in full", 
     b.sync();
     CHECK(one_text(b.replica().db(), "SELECT group_concat(source_id, ',') FROM (SELECT source_id "
                                      "FROM items ORDER BY source_id)") == "kept,new");
+    require_converged(b);
+}
+
+TEST_CASE("a large pull never locks the app out", "[sync][app]") {
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    {
+        AppWriter app(a.path());
+        sqlite::Transaction txn(app.db());
+        for (int i = 0; i < 6000; ++i)
+            app.insert_item(post("bulk" + std::to_string(i), std::string(1200, 'x') + std::to_string(i)));
+        txn.commit();
+    }
+    a.sync();
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    std::atomic<bool> done{false};
+    std::atomic<int> writes{0}, locked{0};
+    double worst_wait_ms = 0;
+    std::thread app_thread([&] {
+        // The CLI: its own connection, 5 s busy timeout, short writes.
+        AppWriter app(b.path());
+        while (!done) {
+            const auto t0 = std::chrono::steady_clock::now();
+            try {
+                ItemFields note;
+                note.content = "written while the replica bootstraps";
+                app.insert_item(note);
+                ++writes;
+            } catch (const LocalDatabaseError& e) {
+                if (std::string(e.what()).find("locked") != std::string::npos) ++locked;
+            }
+            worst_wait_ms = std::max(
+                worst_wait_ms,
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    });
+    b.sync();
+    done = true;
+    app_thread.join();
+    WARN("app writes during the pull: " << writes << ", longest wait " << worst_wait_ms << " ms");
+    CHECK(locked == 0);
+    CHECK(writes > 0);
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM items WHERE source_type = 'bluesky'") == 6000);
+    sync_until_quiet({&a, &b});
     require_converged(b);
 }

@@ -32,22 +32,14 @@ TestReplica::TestReplica(const std::string& db_path, const std::string& conninfo
     engine_ = std::make_unique<SyncEngine>(*replica_, *upstream_, std::move(options));
 }
 
-void TestReplica::sync() {
-    engine_->push_all();
-    engine_->apply_deferred();
-    engine_->pull_all();
-    engine_->apply_deferred();
-}
+void TestReplica::sync() { engine_->sync_once(); }
 
 void sync_until_quiet(const std::vector<TestReplica*>& replicas) {
     for (int round = 0; round < 10; ++round) {
         std::int64_t moved = 0;
         for (auto* r : replicas) {
-            moved += r->engine().push_all().entries;
-            moved += r->engine().apply_deferred().applied;
-            const auto pulled = r->engine().pull_all();
-            moved += pulled.applied + pulled.deleted;
-            moved += r->engine().apply_deferred().applied;
+            const auto [pushed, pulled] = r->engine().sync_once();
+            moved += pushed.entries + pulled.applied + pulled.deleted;
         }
         if (moved == 0) return;
     }

@@ -24,7 +24,9 @@ TEST_CASE("a second process writing while the engine works never sees database i
     std::thread engine([&] {
         // The engine's own cycle: schema check, outbox read, short applies.
         int n = 0;
+        WritePacer pacer;
         while (!done) {
+            pacer.before_write();
             const auto t0 = std::chrono::steady_clock::now();
             replica.follow_schema_changes();
             replica.read_outbox(0, 500);
@@ -32,7 +34,7 @@ TEST_CASE("a second process writing while the engine works never sees database i
             replica.db().exec("INSERT INTO items (source_type, source_id, content) VALUES "
                               "('remote', 'r" + std::to_string(n++) + "', 'remote row')");
             apply.commit();
-            yield_to_app(std::chrono::steady_clock::now() - t0);
+            pacer.after_write(std::chrono::steady_clock::now() - t0);
         }
     });
     // Python's sqlite3 module waits 5 s on a lock; the shell's .timeout is the same knob.

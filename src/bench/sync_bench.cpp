@@ -1,0 +1,246 @@
+// Push, pull and bootstrap rows/s, each measured beside a raw baseline doing
+// the same work without lestash-sync in the same run; peak RSS of a fresh
+// replica's bootstrap; disk used by the daemon's own tables.
+#include "sync_bench.hpp"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <memory>
+#include <pqxx/pqxx>
+
+#include "bench_common.hpp"
+#include "lestash_sync/capture.hpp"
+#include "lestash_sync/local_postgres.hpp"
+#include "lestash_sync/replica.hpp"
+#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/uuid.hpp"
+
+namespace lestash::bench {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+void drop_capture_triggers(sqlite::Connection& db) {
+    for (const auto& spec : default_table_specs())
+        for (const auto& name : capture_trigger_names(spec))
+            db.exec("DROP TRIGGER IF EXISTS " + sqlite::quote_identifier(name));
+}
+
+namespace {
+
+struct ItemRow {
+    std::string source_id, url, title, content;
+};
+
+std::vector<ItemRow> make_rows(int n, unsigned seed, const std::string& prefix) {
+    ContentGenerator gen(seed);
+    std::vector<ItemRow> rows;
+    rows.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+        const std::string id = prefix + std::to_string(i);
+        rows.push_back({id, "https://example.org/" + id, "Item " + id, gen.next()});
+    }
+    return rows;
+}
+
+const char* kInsertItem =
+    "INSERT INTO items (source_type, source_id, url, title, content, author, created_at, metadata) "
+    "VALUES ('bench', ?, ?, ?, ?, 'author', '2024-01-01 10:00:00', '{\"k\": 1}')";
+
+// Raw SQLite: the same rows straight into a v11 database (FTS5 triggers on),
+// `batch` rows per transaction, as an apply does.
+double raw_sqlite_insert(const std::string& path, const std::vector<ItemRow>& rows, int batch) {
+    { Replica create({path}); }  // a v11 database...
+    sqlite::Connection db(path, SQLITE_OPEN_READWRITE);
+    drop_capture_triggers(db);  // ...without the daemon's triggers
+    const auto t0 = Clock::now();
+    sqlite::Statement ins(db, kInsertItem);
+    for (size_t i = 0; i < rows.size(); i += static_cast<size_t>(batch)) {
+        sqlite::Transaction txn(db);
+        for (size_t j = i; j < std::min(rows.size(), i + static_cast<size_t>(batch)); ++j) {
+            ins.bind_all(rows[j].source_id, rows[j].url, rows[j].title, rows[j].content);
+            ins.run();
+        }
+        txn.commit();
+    }
+    return seconds_since(t0);
+}
+
+// Raw Postgres: multi-row INSERT ... ON CONFLICT into a plain table with the
+// same columns, `batch` rows per statement and transaction.
+double raw_postgres_upsert(const std::string& conninfo, const std::vector<ItemRow>& rows, int batch) {
+    pqxx::connection conn(conninfo);
+    {
+        pqxx::work w(conn);
+        w.exec("CREATE TABLE bench_raw (id uuid PRIMARY KEY, source_type text, source_id text, url "
+               "text, title text, content text, author text, created_at text, metadata text)");
+        w.commit();
+    }
+    const auto t0 = Clock::now();
+    for (size_t i = 0; i < rows.size(); i += static_cast<size_t>(batch)) {
+        std::string sql =
+            "INSERT INTO bench_raw (id, source_type, source_id, url, title, content, author, "
+            "created_at, metadata) VALUES ";
+        std::vector<std::string> params;
+        const size_t end = std::min(rows.size(), i + static_cast<size_t>(batch));
+        for (size_t j = i; j < end; ++j) {
+            const size_t p = params.size();
+            auto arg = [&](size_t k) {
+                std::string placeholder(1, '$');  // GCC 12 -Wrestrict misfires on "$" + string
+                return placeholder.append(std::to_string(p + k));
+            };
+            sql += j > i ? ", (" : "(";
+            sql += arg(1) + "::uuid, 'bench', " + arg(2) + ", " + arg(3) + ", " + arg(4) + ", " +
+                   arg(5) + ", 'author', '2024-01-01 10:00:00', '{\"k\": 1}')";
+            params.push_back(random_uuid());
+            params.push_back(rows[j].source_id);
+            params.push_back(rows[j].url);
+            params.push_back(rows[j].title);
+            params.push_back(rows[j].content);
+        }
+        sql += " ON CONFLICT (id) DO UPDATE SET title = excluded.title, content = excluded.content";
+        pqxx::work w(conn);
+        w.exec_params(sql, pqxx::prepare::make_dynamic_params(params));
+        w.commit();
+    }
+    return seconds_since(t0);
+}
+
+void app_insert(const std::string& path, const std::vector<ItemRow>& rows) {
+    sqlite::Connection db(path, SQLITE_OPEN_READWRITE);
+    sqlite::Statement ins(db, kInsertItem);
+    for (size_t i = 0; i < rows.size(); i += 1000) {
+        sqlite::Transaction txn(db);
+        for (size_t j = i; j < std::min(rows.size(), i + 1000); ++j) {
+            ins.bind_all(rows[j].source_id, rows[j].url, rows[j].title, rows[j].content);
+            ins.run();
+        }
+        txn.commit();
+    }
+}
+
+// Runs a program; returns its wall time and its output.
+std::pair<double, std::string> run_timed(const std::string& command) {
+    std::fflush(nullptr);
+    const auto t0 = Clock::now();
+    FILE* pipe = ::popen(command.c_str(), "r");
+    if (!pipe) throw std::runtime_error("cannot run " + command);
+    std::string out;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
+    if (::pclose(pipe) != 0) throw std::runtime_error(command + " failed: " + out);
+    return {seconds_since(t0), out};
+}
+
+// Bytes of the daemon's own tables and indexes, and of everything else.
+std::pair<std::int64_t, std::int64_t> disk_split(const std::string& path) {
+    sqlite::Connection db(path, SQLITE_OPEN_READONLY);
+    return {db.query_int("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name LIKE "
+                         "'\\_lestash\\_sync\\_%' ESCAPE '\\' OR name LIKE "
+                         "'sqlite_autoindex\\__lestash\\_sync\\_%' ESCAPE '\\'"),
+            db.query_int("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE NOT (name LIKE "
+                         "'\\_lestash\\_sync\\_%' ESCAPE '\\' OR name LIKE "
+                         "'sqlite_autoindex\\__lestash\\_sync\\_%' ESCAPE '\\')")};
+}
+
+}  // namespace
+
+std::vector<std::string> capture_trigger_names_of(const TableSpec& spec);
+
+json bench_sync(const fs::path& dir, int items, const std::string& admin_conninfo) {
+    std::unique_ptr<LocalPostgres> server;
+    std::string admin = admin_conninfo;
+    if (admin.empty()) {
+        server = std::make_unique<LocalPostgres>(LocalPostgresOptions{"", false, true});
+        admin = server->conninfo();
+    }
+    const std::string scratch = "lestash_bench_" + std::to_string(::getpid());
+    {
+        pqxx::connection c(admin);
+        pqxx::nontransaction(c).exec("CREATE DATABASE " + scratch);
+    }
+    const std::string scratch_conninfo = admin + " dbname=" + scratch;
+    apply_migrations(scratch_conninfo);
+
+    const auto rows = make_rows(items, 11, "p");
+    const auto more = make_rows(items, 12, "q");
+    const std::string a_path = (dir / "a.db").string(), b_path = (dir / "b.db").string();
+    const int push_batch = 500, pull_batch = 2000;
+    json r = {{"items", items}};
+
+    // Push: A's outbox (every item) to Postgres, against raw multi-row upserts.
+    {
+        Replica a({a_path});
+        app_insert(a_path, rows);
+        Upstream up(scratch_conninfo);
+        SyncEngine engine(a, up, {push_batch, pull_batch, {}});
+        const auto t0 = Clock::now();
+        engine.push_all();
+        const double ours = seconds_since(t0);
+        const double raw = raw_postgres_upsert(scratch_conninfo, rows, push_batch);
+        r["push_rows_per_s"] = items / ours;
+        r["push_raw_rows_per_s"] = items / raw;
+        r["push_ratio"] = raw / ours;
+    }
+    // Bootstrap: the real daemon (lestash-syncd --once, beside this binary)
+    // brings a fresh replica up to date, so wall time and peak RSS are its
+    // own; against raw inserts of the same rows into a v11 database.
+    {
+        const std::string syncd = (fs::read_symlink("/proc/self/exe").parent_path() / "lestash-syncd").string();
+        const auto [secs, output] =
+            run_timed(syncd + " --db '" + b_path + "' --postgres '" + scratch_conninfo + "' --once");
+        const auto rss_at = output.find("peak RSS ");
+        const double rss_mib = rss_at == std::string::npos ? 0 : std::stod(output.substr(rss_at + 9));
+        const double raw = raw_sqlite_insert((dir / "raw1.db").string(), rows, pull_batch);
+        r["bootstrap_seconds"] = secs;
+        r["bootstrap_rows_per_s"] = items / secs;
+        r["bootstrap_raw_rows_per_s"] = items / raw;
+        r["bootstrap_ratio"] = raw / secs;
+        r["bootstrap_peak_rss_mib"] = rss_mib;
+    }
+    // Pull: A writes and pushes as many new items; B follows the change log.
+    {
+        {
+            Replica a({a_path});
+            app_insert(a_path, more);
+            Upstream up(scratch_conninfo);
+            SyncEngine(a, up, {push_batch, pull_batch, {}}).push_all();
+        }
+        Replica b({b_path});
+        Upstream up(scratch_conninfo);
+        SyncEngine engine(b, up, {push_batch, pull_batch, {}});
+        const auto t0 = Clock::now();
+        engine.pull_all();
+        const double ours = seconds_since(t0);
+        const double raw = raw_sqlite_insert((dir / "raw2.db").string(), more, pull_batch);
+        r["pull_rows_per_s"] = items / ours;
+        r["pull_raw_rows_per_s"] = items / raw;
+        r["pull_ratio"] = raw / ours;
+    }
+    const auto [daemon_bytes, app_bytes] = disk_split(b_path);
+    r["metadata_bytes"] = daemon_bytes;
+    r["app_bytes"] = app_bytes;
+    r["metadata_ratio"] = static_cast<double>(daemon_bytes) / static_cast<double>(app_bytes);
+
+    pqxx::connection c(admin);
+    pqxx::nontransaction(c).exec("DROP DATABASE " + scratch + " WITH (FORCE)");
+    return r;
+}
+
+void print_sync_table(const json& r) {
+    std::printf("sync throughput (%d items of 1-2 KB)\n", r["items"].get<int>());
+    std::printf("  %-10s %12s %12s %8s\n", "phase", "rows/s", "raw rows/s", "ratio");
+    for (const char* phase : {"push", "pull", "bootstrap"}) {
+        const std::string k = phase;
+        std::printf("  %-10s %12.0f %12.0f %8.2f\n", phase, r[k + "_rows_per_s"].get<double>(),
+                    r[k + "_raw_rows_per_s"].get<double>(), r[k + "_ratio"].get<double>());
+    }
+    std::printf("  bootstrap: %.1f s wall, peak RSS %.1f MiB\n", r["bootstrap_seconds"].get<double>(),
+                r["bootstrap_peak_rss_mib"].get<double>());
+    std::printf("  sync metadata: %.1f MiB of %.1f MiB app data (%.1f%%)\n",
+                r["metadata_bytes"].get<double>() / 1048576.0, r["app_bytes"].get<double>() / 1048576.0,
+                100.0 * r["metadata_ratio"].get<double>());
+}
+
+}  // namespace lestash::bench

@@ -1,0 +1,21 @@
+// Push, pull and bootstrap figures against their raw baselines.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "lestash_sync/sqlite.hpp"
+
+namespace lestash::bench {
+
+// Runs against `admin_conninfo` (a scratch database is created and dropped),
+// or against a private Postgres the benchmark starts when it is empty.
+// Removes the capture triggers: a v11 database as the app alone has it.
+void drop_capture_triggers(sqlite::Connection& db);
+
+nlohmann::json bench_sync(const std::filesystem::path& dir, int items,
+                          const std::string& admin_conninfo);
+void print_sync_table(const nlohmann::json& r);
+
+}  // namespace lestash::bench
