@@ -13,15 +13,19 @@
 --   exactly in _sqlite -> {"column": ["class", "encoded value"]} with the
 --   typed column NULL.
 --
--- Bookkeeping columns (maintained by triggers in 002; writers ignore them):
+-- Bookkeeping columns (defaults and the triggers in 002; writers ignore them):
 --   _rev       revision of the row's latest change (lestash.revision)
+--   _created   creation order (lestash.creation): a fresh replica copies rows
+--              in this order, so its local ids keep the order rows were made
+--   _origin    the replica that inserted the row (NULL: another writer)
 --   _col_revs  {"column": [revision, "origin replica or null"]} per column
 --              changed since the row was inserted
---   _push_base set only by the daemon's pushes, never stored: the revision
---              the pushing replica last saw, to detect concurrent edits
+--   _push_base set by the daemon's pushes: the revision the pushing replica
+--              last saw, to detect concurrent edits (cleared on update)
 
 CREATE SCHEMA IF NOT EXISTS lestash;
 CREATE SEQUENCE IF NOT EXISTS lestash.revision;
+CREATE SEQUENCE IF NOT EXISTS lestash.creation;
 
 CREATE TABLE IF NOT EXISTS lestash.items (
     id             uuid PRIMARY KEY,
@@ -37,6 +41,8 @@ CREATE TABLE IF NOT EXISTS lestash.items (
     metadata       text,
     parent_id      uuid,  -- soft reference, as in SQLite (no constraint)
     _rev           bigint NOT NULL DEFAULT nextval('lestash.revision'),
+    _created       bigint NOT NULL DEFAULT nextval('lestash.creation'),
+    _origin        uuid DEFAULT nullif(current_setting('lestash.origin', true), '')::uuid,
     _col_revs      jsonb NOT NULL DEFAULT '{}',
     _push_base     bigint,
     _sqlite        jsonb,
@@ -51,6 +57,8 @@ CREATE TABLE IF NOT EXISTS lestash.tags (
     name      text,
     kind      text DEFAULT 'ad-hoc',
     _rev      bigint NOT NULL DEFAULT nextval('lestash.revision'),
+    _created  bigint NOT NULL DEFAULT nextval('lestash.creation'),
+    _origin   uuid DEFAULT nullif(current_setting('lestash.origin', true), '')::uuid,
     _col_revs jsonb NOT NULL DEFAULT '{}',
     _push_base bigint,
     _sqlite   jsonb,
@@ -65,6 +73,8 @@ CREATE TABLE IF NOT EXISTS lestash.sources (
     last_sync   text,
     enabled     boolean DEFAULT true,
     _rev        bigint NOT NULL DEFAULT nextval('lestash.revision'),
+    _created    bigint NOT NULL DEFAULT nextval('lestash.creation'),
+    _origin     uuid DEFAULT nullif(current_setting('lestash.origin', true), '')::uuid,
     _col_revs   jsonb NOT NULL DEFAULT '{}',
     _push_base  bigint,
     _sqlite     jsonb,
@@ -86,6 +96,8 @@ CREATE TABLE IF NOT EXISTS lestash.item_history (
     change_type        text DEFAULT 'update',
     parent_id_old      uuid,  -- soft reference
     _rev               bigint NOT NULL DEFAULT nextval('lestash.revision'),
+    _created           bigint NOT NULL DEFAULT nextval('lestash.creation'),
+    _origin            uuid DEFAULT nullif(current_setting('lestash.origin', true), '')::uuid,
     _col_revs          jsonb NOT NULL DEFAULT '{}',
     _push_base         bigint,
     _sqlite            jsonb
@@ -97,6 +109,8 @@ CREATE TABLE IF NOT EXISTS lestash.item_tags (
     item_id    uuid NOT NULL REFERENCES lestash.items (id) ON DELETE CASCADE,
     tag_id     uuid NOT NULL REFERENCES lestash.tags (id) ON DELETE CASCADE,
     _rev       bigint NOT NULL DEFAULT nextval('lestash.revision'),
+    _created   bigint NOT NULL DEFAULT nextval('lestash.creation'),
+    _origin    uuid DEFAULT nullif(current_setting('lestash.origin', true), '')::uuid,
     _col_revs  jsonb NOT NULL DEFAULT '{}',
     _push_base bigint,
     _sqlite    jsonb,
@@ -114,6 +128,8 @@ CREATE TABLE IF NOT EXISTS lestash.sync_log (
     items_updated bigint DEFAULT 0,
     error_message text,
     _rev          bigint NOT NULL DEFAULT nextval('lestash.revision'),
+    _created      bigint NOT NULL DEFAULT nextval('lestash.creation'),
+    _origin       uuid DEFAULT nullif(current_setting('lestash.origin', true), '')::uuid,
     _col_revs     jsonb NOT NULL DEFAULT '{}',
     _push_base    bigint,
     _sqlite       jsonb

@@ -26,33 +26,28 @@ CREATE TABLE IF NOT EXISTS lestash.change_log_horizon (
     id       bigint NOT NULL
 );
 
--- Revision bookkeeping and column-level conflict detection, per row.
+-- Revision bookkeeping and column-level conflict detection, per updated
+-- row (inserts need none: column defaults stamp them).
 CREATE OR REPLACE FUNCTION lestash.stamp_revision() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = lestash, pg_catalog AS $$
 DECLARE
     rev     bigint := nextval('lestash.revision');
     origin  text := nullif(current_setting('lestash.origin', true), '');
     base    bigint := NEW._push_base;
-    skip    text[] := '{id,_rev,_col_revs,_push_base,_sqlite}';
+    skip    text[] := '{id,_rev,_created,_origin,_col_revs,_push_base,_sqlite}';
     old_j   jsonb;
     new_j   jsonb;
     k       text;
     changed boolean;
 BEGIN
     NEW._rev := rev;
+    NEW._push_base := NULL;
     IF NEW._sqlite IS NOT NULL THEN
         -- An exact-value override only stands while its typed column is NULL.
         new_j := to_jsonb(NEW);
         SELECT jsonb_object_agg(e.key, e.value) INTO NEW._sqlite
           FROM jsonb_each(NEW._sqlite) e WHERE new_j -> e.key = 'null'::jsonb;
     END IF;
-    IF TG_OP = 'INSERT' THEN
-        -- Kept: INSERT ... ON CONFLICT DO UPDATE hands this row to the
-        -- update below as `excluded`, base included.
-        NEW._col_revs := jsonb_build_object('', jsonb_build_array(rev, origin));
-        RETURN NEW;
-    END IF;
-    NEW._push_base := NULL;
     old_j := to_jsonb(OLD) - skip;
     new_j := to_jsonb(NEW) - skip;
     NEW._col_revs := OLD._col_revs;
@@ -70,7 +65,7 @@ BEGIN
             VALUES (TG_TABLE_NAME, NEW.id, k,
                     coalesce(NEW._sqlite -> k, new_j -> k), origin::uuid,
                     coalesce(OLD._sqlite -> k, old_j -> k),
-                    coalesce(OLD._col_revs -> k ->> 1, OLD._col_revs -> '' ->> 1)::uuid);
+                    coalesce((OLD._col_revs -> k ->> 1)::uuid, OLD._origin));
         END IF;
         NEW._col_revs := NEW._col_revs || jsonb_build_object(k, jsonb_build_array(rev, origin));
     END LOOP;
@@ -102,16 +97,14 @@ $$;
 
 -- Rows inserted by other writers (psql, a web app) get the identity a
 -- daemon would give them, so the same post, tag or tag link converges on
--- one row whoever writes it first. Pushes keep the id their replica chose.
+-- one row whoever writes it first. Pushes keep the id their replica chose
+-- (the trigger's WHEN skips them).
 CREATE OR REPLACE FUNCTION lestash.canonical_row_id() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
     sep  text := chr(31);
     name text;
 BEGIN
-    IF nullif(current_setting('lestash.origin', true), '') IS NOT NULL THEN
-        RETURN NEW;
-    END IF;
     CASE TG_TABLE_NAME
         WHEN 'items' THEN
             name := 'items' || sep || lestash.key_part(NEW.source_type, NEW._sqlite -> 'source_type')
@@ -160,11 +153,12 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['items', 'tags', 'sources', 'item_tags']
     LOOP
         EXECUTE format('CREATE OR REPLACE TRIGGER canonical_row_id BEFORE INSERT ON lestash.%I '
-                       'FOR EACH ROW EXECUTE FUNCTION lestash.canonical_row_id()', t);
+                       'FOR EACH ROW WHEN (coalesce(current_setting(''lestash.origin'', true), '''') = '''') '
+                       'EXECUTE FUNCTION lestash.canonical_row_id()', t);
     END LOOP;
     FOREACH t IN ARRAY ARRAY['items', 'tags', 'sources', 'item_history', 'item_tags', 'sync_log']
     LOOP
-        EXECUTE format('CREATE OR REPLACE TRIGGER stamp_revision BEFORE INSERT OR UPDATE ON lestash.%I '
+        EXECUTE format('CREATE OR REPLACE TRIGGER stamp_revision BEFORE UPDATE ON lestash.%I '
                        'FOR EACH ROW EXECUTE FUNCTION lestash.stamp_revision()', t);
         EXECUTE format('CREATE OR REPLACE TRIGGER log_inserts AFTER INSERT ON lestash.%I '
                        'REFERENCING NEW TABLE AS new_rows '

@@ -18,7 +18,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE
     ON lestash.items, lestash.tags, lestash.sources, lestash.item_history, lestash.item_tags,
        lestash.sync_log
     TO lestash_sync;
-GRANT USAGE ON SEQUENCE lestash.revision TO lestash_sync;
+GRANT USAGE ON SEQUENCE lestash.revision, lestash.creation TO lestash_sync;
 GRANT SELECT ON lestash.change_log, lestash.change_log_horizon, lestash.schema_migrations
     TO lestash_sync;
 GRANT SELECT, INSERT, UPDATE ON lestash.replicas TO lestash_sync;

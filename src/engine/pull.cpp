@@ -473,7 +473,7 @@ PullStats SyncEngine::bootstrap(bool resync) {
         for (const auto& m : mappings_) {
             // In the order rows were created, so local ids keep that order.
             tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
-                    fetch_sql(m, "ORDER BY coalesce((\"_col_revs\" -> '' ->> 0)::bigint, \"_rev\"), \"id\""));
+                    fetch_sql(m, "ORDER BY \"_created\""));
             const std::string fetch = "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
             for (;;) {
                 const auto page = tx.exec(fetch);
