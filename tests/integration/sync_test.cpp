@@ -4,6 +4,8 @@
 
 #include <pqxx/pqxx>
 #include <atomic>
+#include <cmath>
+#include <cstring>
 #include <random>
 #include <thread>
 
@@ -543,5 +545,74 @@ TEST_CASE("a large pull never locks the app out", "[sync][app]") {
     CHECK(writes > 0);
     CHECK(b.replica().db().query_int("SELECT count(*) FROM items WHERE source_type = 'bluesky'") == 6000);
     sync_until_quiet({&a, &b});
+    require_converged(b);
+}
+
+TEST_CASE("random values of every storage class round-trip exactly (property)", "[sync][property]") {
+    const unsigned seed = 777;
+    const auto up = fresh_upstream();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    std::mt19937_64 rng(seed);
+    auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
+    auto random_value = [&]() -> sqlite::Value {
+        switch (pick(7)) {
+            case 0: return std::monostate{};
+            case 1: {
+                static const std::int64_t edges[] = {0, 1, -1, INT64_MAX, INT64_MIN, 2, 255};
+                return pick(2) ? static_cast<std::int64_t>(rng()) : edges[pick(7)];
+            }
+            case 2: {
+                double d;
+                do {
+                    const std::uint64_t bits = rng();
+                    std::memcpy(&d, &bits, sizeof d);
+                } while (std::isnan(d));
+                return pick(3) ? d : static_cast<double>(pick(1000)) / 8.0;
+            }
+            case 3: {
+                std::string s;
+                for (int i = pick(40); i > 0; --i) s += static_cast<char>(pick(256));
+                return s;  // arbitrary bytes: often not UTF-8, sometimes NUL
+            }
+            case 4: {
+                static const char* texts[] = {"", " ", "ascii", "ünïcødé", "😀 emoji", "{\"a\": 1}",
+                                              "2024-01-01 10:00:00", "line\nbreak", "'quote\""};
+                return std::string(texts[pick(9)]);
+            }
+            case 5: {
+                std::string bytes;
+                for (int i = pick(20); i > 0; --i) bytes += static_cast<char>(pick(256));
+                return sqlite::Blob{bytes};
+            }
+            default: return std::string("x") + std::to_string(pick(100000));
+        }
+    };
+    {
+        // Columns without TEXT/INTEGER affinity keep any storage class.
+        sqlite::Statement ins(a.replica().db(),
+                              "INSERT INTO items (source_type, source_id, content, created_at, "
+                              "fetched_at, is_own_content) VALUES ('prop', ?, ?, ?, ?, ?)");
+        for (int i = 0; i < 300; ++i) {
+            sqlite::Value content = random_value();
+            if (content.index() == 0) content = std::string("c");
+            ins.bind(1, "p" + std::to_string(i))
+                .bind(2, content)
+                .bind(3, random_value())
+                .bind(4, random_value())
+                .bind(5, random_value());
+            ins.run();
+        }
+    }
+    sync_until_quiet({&a, &b});
+    const std::string dump =
+        "SELECT group_concat(source_id || ':' || typeof(content) || hex(content) || '|' || "
+        "typeof(created_at) || quote(created_at) || '|' || typeof(fetched_at) || hex(fetched_at) "
+        "|| '|' || typeof(is_own_content) || quote(is_own_content), char(10)) FROM (SELECT * FROM "
+        "items ORDER BY source_id)";
+    INFO("seed " << seed);
+    CHECK(one_text(a.replica().db(), dump) == one_text(b.replica().db(), dump));
+    require_converged(a);
     require_converged(b);
 }
