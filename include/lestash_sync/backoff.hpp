@@ -9,7 +9,7 @@
 namespace lestash {
 
 class Backoff {
-public:
+  public:
     explicit Backoff(std::chrono::milliseconds cap = std::chrono::seconds(60),
                      std::chrono::milliseconds first = std::chrono::seconds(1))
         : cap_(cap), first_(first), rng_(std::random_device{}()) {}
@@ -22,7 +22,7 @@ public:
     }
     int attempts() const { return attempts_; }
 
-private:
+  private:
     std::chrono::milliseconds cap_, first_;
     std::chrono::milliseconds step_{0};
     int attempts_ = 0;

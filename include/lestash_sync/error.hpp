@@ -9,31 +9,31 @@
 namespace lestash {
 
 class Error : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 // The configuration file or a command-line flag is wrong.
 class ConfigError : public Error {
-public:
+  public:
     using Error::Error;
 };
 
 // The local SQLite database (the app's lestash.db) could not be used.
 class LocalDatabaseError : public Error {
-public:
+  public:
     using Error::Error;
 };
 
 // The Le Stash schema in the local database cannot be mapped to sync.
 class SchemaError : public LocalDatabaseError {
-public:
+  public:
     using LocalDatabaseError::LocalDatabaseError;
 };
 
 // Postgres refused, failed or could not be reached.
 class UpstreamError : public Error {
-public:
+  public:
     UpstreamError(const std::string& what, bool transient, std::string sqlstate = {})
         : Error(what), transient_(transient), sqlstate_(std::move(sqlstate)) {}
     // Transient errors (connection lost, serialization failure, deadlock) are
@@ -41,7 +41,7 @@ public:
     bool transient() const { return transient_; }
     const std::string& sqlstate() const { return sqlstate_; }
 
-private:
+  private:
     bool transient_;
     std::string sqlstate_;
 };

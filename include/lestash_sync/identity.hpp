@@ -19,7 +19,7 @@ struct Mapping {
 };
 
 class IdentityMap {
-public:
+  public:
     explicit IdentityMap(sqlite::Connection& db);
 
     std::optional<Mapping> by_local_id(const std::string& table, std::int64_t local_id);
@@ -31,7 +31,7 @@ public:
     void set_server_rev(const std::string& uuid, std::int64_t rev);
     void forget(const std::string& uuid);
 
-private:
+  private:
     sqlite::Connection& db_;
     sqlite::Statement by_local_, by_uuid_, forget_uuid_, insert_, set_rev_;
 };

@@ -24,7 +24,7 @@ struct LocalPostgresOptions {
 };
 
 class LocalPostgres {
-public:
+  public:
     explicit LocalPostgres(LocalPostgresOptions options = {});
     ~LocalPostgres();
     LocalPostgres(const LocalPostgres&) = delete;
@@ -51,7 +51,7 @@ public:
     void start();
     bool running() const { return pid_ > 0; }
 
-private:
+  private:
     LocalPostgresOptions options_;
     std::filesystem::path temp_dir_;  // owned, removed at destruction
     std::string data_dir_;

@@ -26,12 +26,12 @@ struct AttachOptions {
 struct OutboxEntry {
     std::int64_t seq = 0;
     std::string table;
-    char op = 'I';                          // 'I', 'U' or 'D'
-    std::optional<std::int64_t> local_id;   // rowid-keyed tables
-    std::string row_key;                    // link tables: JSON array of local key values
-    std::optional<std::string> row_uuid;    // deletes: identity at delete time
-    std::string link_uuids;                 // link-table deletes: JSON array of parent UUIDs
-    std::vector<std::string> changed;       // updates: changed columns
+    char op = 'I';                         // 'I', 'U' or 'D'
+    std::optional<std::int64_t> local_id;  // rowid-keyed tables
+    std::string row_key;                   // link tables: JSON array of local key values
+    std::optional<std::string> row_uuid;   // deletes: identity at delete time
+    std::string link_uuids;                // link-table deletes: JSON array of parent UUIDs
+    std::vector<std::string> changed;      // updates: changed columns
     std::string captured_at;
 };
 
@@ -39,7 +39,7 @@ struct OutboxEntry {
 int daemon_objects_version();
 
 class Replica {
-public:
+  public:
     // Opens (or, when the file does not exist, creates with the Le Stash v11
     // schema) the database, installs or upgrades the daemon's objects and the
     // capture triggers. Raises LocalDatabaseError / SchemaError with the path
@@ -67,7 +67,7 @@ public:
     std::optional<std::string> meta(const std::string& key);
     void set_meta(const std::string& key, const std::string& value);
 
-private:
+  private:
     void install_daemon_objects();
     void ensure_replica_id();
     void sync_capture_triggers();
@@ -91,7 +91,7 @@ private:
 // poll interval, so a waiting app always gets in within one engine
 // transaction plus one gap. Writes that come later than that pay nothing.
 class WritePacer {
-public:
+  public:
     // Call before BEGIN: sleeps only when the last write ended too recently.
     void before_write();
     // Call after COMMIT (or ROLLBACK) with how long the lock was held.
@@ -99,7 +99,7 @@ public:
     // How long an engine write transaction should hold the lock at most.
     static constexpr std::chrono::milliseconds kTargetHold{500};
 
-private:
+  private:
     std::chrono::steady_clock::time_point next_write_{};
 };
 
@@ -107,11 +107,11 @@ private:
 // set, so the capture triggers ignore what it writes. The flag row is removed
 // before COMMIT, so no other connection ever sees it.
 class ApplyScope {
-public:
+  public:
     explicit ApplyScope(sqlite::Connection& db);
     void commit();
 
-private:
+  private:
     sqlite::Connection& db_;
     sqlite::Transaction txn_;
 };

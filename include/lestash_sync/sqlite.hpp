@@ -36,7 +36,7 @@ std::string quote_literal(std::string_view text);
 class Connection;
 
 class Statement {
-public:
+  public:
     Statement(Connection& db, std::string_view sql);
     ~Statement();
     Statement(const Statement&) = delete;
@@ -73,13 +73,13 @@ public:
 
     sqlite3_stmt* handle() const { return stmt_; }
 
-private:
+  private:
     Connection* db_;
     sqlite3_stmt* stmt_ = nullptr;
 };
 
 class Connection {
-public:
+  public:
     // Opens path with the given sqlite3_open_v2 flags; raises
     // LocalDatabaseError naming the file on failure.
     Connection(const std::string& path, int flags);
@@ -102,14 +102,14 @@ public:
     // and the database path.
     [[noreturn]] void fail(std::string_view doing) const;
 
-private:
+  private:
     std::string path_;
     sqlite3* db_ = nullptr;
 };
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back if the scope exits by exception.
 class Transaction {
-public:
+  public:
     enum class Mode { deferred, immediate };
     explicit Transaction(Connection& db, Mode mode = Mode::immediate);
     ~Transaction();
@@ -117,7 +117,7 @@ public:
     Transaction& operator=(const Transaction&) = delete;
     void commit();
 
-private:
+  private:
     Connection& db_;
     bool open_ = true;
 };

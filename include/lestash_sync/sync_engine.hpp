@@ -82,7 +82,7 @@ struct VerifyReport {
 using VerifyProgress = std::function<void(const std::string&, int, int)>;
 
 class SyncEngine {
-public:
+  public:
     SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options = {});
     ~SyncEngine();
 
@@ -115,7 +115,7 @@ public:
     const std::string& replica_id() const { return replica_.replica_id(); }
     std::string replica_name();
 
-private:
+  private:
     struct PreparedPush;
     struct FetchedRows;
     PreparedPush prepare_push(const std::vector<OutboxEntry>& entries);

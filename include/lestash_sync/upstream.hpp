@@ -39,7 +39,7 @@ std::string describe_target(const std::string& conninfo);
 bool is_transient_sqlstate(const std::string& sqlstate);
 
 class Upstream {
-public:
+  public:
     // Connects; raises UpstreamError naming the target (password hidden)
     // and what to check.
     explicit Upstream(const std::string& conninfo);
@@ -55,7 +55,7 @@ public:
     // Column types of the synced tables upstream.
     UpstreamSchema read_schema(const std::vector<TableSpec>& tables);
 
-private:
+  private:
     std::string target_;
     std::unique_ptr<pqxx::connection> conn_;
 };

@@ -15,11 +15,11 @@ using Clock = std::chrono::steady_clock;
 // vocabulary with a Zipf distribution (a few words very common, most rare),
 // in sentences, 1-2 KB per note; deterministic by seed.
 class ContentGenerator {
-public:
+  public:
     explicit ContentGenerator(unsigned seed) : rng_(seed) {
-        static const char* syllables[] = {"ka", "lo", "mi", "ne", "sa", "tor", "ven", "ri",
-                                          "da", "pe", "qu", "ba", "li", "mon", "gra", "ste",
-                                          "ful", "ing", "er", "al", "con", "pro", "ex", "un"};
+        static const char* syllables[] = {"ka",  "lo",  "mi", "ne", "sa",  "tor", "ven", "ri",
+                                          "da",  "pe",  "qu", "ba", "li",  "mon", "gra", "ste",
+                                          "ful", "ing", "er", "al", "con", "pro", "ex",  "un"};
         std::mt19937 words_rng(42);
         std::uniform_int_distribution<int> count(1, 4), pick(0, 23);
         double total = 0;
@@ -47,7 +47,7 @@ public:
         return out;
     }
 
-private:
+  private:
     std::mt19937 rng_;
     std::vector<std::string> vocabulary_;
     std::vector<double> cumulative_;
@@ -56,6 +56,5 @@ private:
 inline double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
-
 
 }  // namespace lestash::bench

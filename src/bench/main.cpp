@@ -9,9 +9,9 @@
 #include <random>
 
 #include "bench_common.hpp"
-#include "sync_bench.hpp"
 #include "lestash_sync/replica.hpp"
 #include "lestash_sync/sqlite.hpp"
+#include "sync_bench.hpp"
 
 namespace fs = std::filesystem;
 using lestash::sqlite::Connection;
@@ -126,9 +126,9 @@ int main(int argc, char** argv) {
     app.add_option("--dir", work_dir, "where to put the scratch databases (default: a temp dir)");
     CLI11_PARSE(app, argc, argv);
 
-    const fs::path dir =
-        work_dir.empty() ? fs::temp_directory_path() / ("lestash-bench-" + std::to_string(::getpid()))
-                         : fs::path(work_dir);
+    const fs::path dir = work_dir.empty() ? fs::temp_directory_path() /
+                                                ("lestash-bench-" + std::to_string(::getpid()))
+                                          : fs::path(work_dir);
     fs::create_directories(dir);
     int rc = 0;
     try {
@@ -149,6 +149,7 @@ int main(int argc, char** argv) {
         std::cerr << "lestash-bench: " << e.what() << "\n";
         rc = 1;
     }
-    if (work_dir.empty()) fs::remove_all(dir);
+    if (work_dir.empty())
+        fs::remove_all(dir);
     return rc;
 }

@@ -73,7 +73,8 @@ double raw_postgres_upsert(const std::string& conninfo, const std::vector<ItemRo
     pqxx::connection conn(conninfo);
     {
         pqxx::work w(conn);
-        w.exec("CREATE TABLE " + table + " (id uuid PRIMARY KEY, source_type text, source_id text, "
+        w.exec("CREATE TABLE " + table +
+               " (id uuid PRIMARY KEY, source_type text, source_id text, "
                "url text, title text, content text, author text, created_at text, metadata text)");
         w.commit();
     }
@@ -125,12 +126,14 @@ std::pair<double, std::string> run_timed(const std::string& command) {
     std::fflush(nullptr);
     const auto t0 = Clock::now();
     FILE* pipe = ::popen(command.c_str(), "r");
-    if (!pipe) throw std::runtime_error("cannot run " + command);
+    if (!pipe)
+        throw std::runtime_error("cannot run " + command);
     std::string out;
     char buf[4096];
     size_t n;
     while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) out.append(buf, n);
-    if (::pclose(pipe) != 0) throw std::runtime_error(command + " failed: " + out);
+    if (::pclose(pipe) != 0)
+        throw std::runtime_error(command + " failed: " + out);
     return {seconds_since(t0), out};
 }
 
@@ -178,12 +181,14 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
         app_insert(a_path, rows);
         Upstream up(scratch_conninfo);
         SyncEngine engine(a, up, {push_batch, pull_batch, {}, {}});
-        const double raw_before = raw_postgres_upsert(scratch_conninfo, rows, push_batch, "bench_raw_1");
+        const double raw_before =
+            raw_postgres_upsert(scratch_conninfo, rows, push_batch, "bench_raw_1");
         const auto t0 = Clock::now();
         engine.push_all();
         const double ours = seconds_since(t0);
         const double raw =
-            (raw_before + raw_postgres_upsert(scratch_conninfo, rows, push_batch, "bench_raw_2")) / 2;
+            (raw_before + raw_postgres_upsert(scratch_conninfo, rows, push_batch, "bench_raw_2")) /
+            2;
         r["push_rows_per_s"] = items / ours;
         r["push_raw_rows_per_s"] = items / raw;
         r["push_ratio"] = raw / ours;
@@ -192,11 +197,13 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
     // brings a fresh replica up to date, so wall time and peak RSS are its
     // own; against raw inserts of the same rows into a v11 database.
     {
-        const std::string syncd = (fs::read_symlink("/proc/self/exe").parent_path() / "lestash-syncd").string();
-        const auto [secs, output] =
-            run_timed(syncd + " --db '" + b_path + "' --postgres '" + scratch_conninfo + "' --once");
+        const std::string syncd =
+            (fs::read_symlink("/proc/self/exe").parent_path() / "lestash-syncd").string();
+        const auto [secs, output] = run_timed(syncd + " --db '" + b_path + "' --postgres '" +
+                                              scratch_conninfo + "' --once");
         const auto rss_at = output.find("peak RSS ");
-        const double rss_mib = rss_at == std::string::npos ? 0 : std::stod(output.substr(rss_at + 9));
+        const double rss_mib =
+            rss_at == std::string::npos ? 0 : std::stod(output.substr(rss_at + 9));
         const double raw = raw_sqlite_insert((dir / "raw1.db").string(), rows, pull_batch);
         r["bootstrap_seconds"] = secs;
         r["bootstrap_rows_per_s"] = items / secs;
@@ -241,10 +248,11 @@ void print_sync_table(const json& r) {
         std::printf("  %-10s %12.0f %12.0f %8.2f\n", phase, r[k + "_rows_per_s"].get<double>(),
                     r[k + "_raw_rows_per_s"].get<double>(), r[k + "_ratio"].get<double>());
     }
-    std::printf("  bootstrap: %.1f s wall, peak RSS %.1f MiB\n", r["bootstrap_seconds"].get<double>(),
-                r["bootstrap_peak_rss_mib"].get<double>());
+    std::printf("  bootstrap: %.1f s wall, peak RSS %.1f MiB\n",
+                r["bootstrap_seconds"].get<double>(), r["bootstrap_peak_rss_mib"].get<double>());
     std::printf("  sync metadata: %.1f MiB of %.1f MiB app data (%.1f%%)\n",
-                r["metadata_bytes"].get<double>() / 1048576.0, r["app_bytes"].get<double>() / 1048576.0,
+                r["metadata_bytes"].get<double>() / 1048576.0,
+                r["app_bytes"].get<double>() / 1048576.0,
                 100.0 * r["metadata_ratio"].get<double>());
 }
 

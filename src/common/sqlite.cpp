@@ -7,21 +7,31 @@ namespace lestash::sqlite {
 
 StorageClass storage_class(const Value& v) {
     switch (v.index()) {
-        case 0: return StorageClass::null;
-        case 1: return StorageClass::integer;
-        case 2: return StorageClass::real;
-        case 3: return StorageClass::text;
-        default: return StorageClass::blob;
+        case 0:
+            return StorageClass::null;
+        case 1:
+            return StorageClass::integer;
+        case 2:
+            return StorageClass::real;
+        case 3:
+            return StorageClass::text;
+        default:
+            return StorageClass::blob;
     }
 }
 
 const char* storage_class_name(StorageClass c) {
     switch (c) {
-        case StorageClass::null: return "null";
-        case StorageClass::integer: return "integer";
-        case StorageClass::real: return "real";
-        case StorageClass::text: return "text";
-        case StorageClass::blob: return "blob";
+        case StorageClass::null:
+            return "null";
+        case StorageClass::integer:
+            return "integer";
+        case StorageClass::real:
+            return "real";
+        case StorageClass::text:
+            return "text";
+        case StorageClass::blob:
+            return "blob";
     }
     return "?";
 }
@@ -29,7 +39,8 @@ const char* storage_class_name(StorageClass c) {
 std::string quote_identifier(std::string_view name) {
     std::string out = "\"";
     for (char c : name) {
-        if (c == '"') out += '"';
+        if (c == '"')
+            out += '"';
         out += c;
     }
     return out + '"';
@@ -38,7 +49,8 @@ std::string quote_identifier(std::string_view name) {
 std::string quote_literal(std::string_view text) {
     std::string out = "'";
     for (char c : text) {
-        if (c == '\'') out += '\'';
+        if (c == '\'')
+            out += '\'';
         out += c;
     }
     return out + '\'';
@@ -58,7 +70,8 @@ Connection::Connection(const std::string& path, int flags) : path_(path) {
 }
 
 Connection::~Connection() {
-    if (db_) sqlite3_close_v2(db_);
+    if (db_)
+        sqlite3_close_v2(db_);
 }
 
 void Connection::fail(std::string_view doing) const {
@@ -83,12 +96,17 @@ std::int64_t Connection::query_int(std::string_view sql) {
 
 std::optional<std::string> Connection::query_text(std::string_view sql) {
     Statement st(*this, sql);
-    if (!st.step() || st.is_null(0)) return std::nullopt;
+    if (!st.step() || st.is_null(0))
+        return std::nullopt;
     return st.text(0);
 }
 
-std::int64_t Connection::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
-int Connection::changes() const { return sqlite3_changes(db_); }
+std::int64_t Connection::last_insert_rowid() const {
+    return sqlite3_last_insert_rowid(db_);
+}
+int Connection::changes() const {
+    return sqlite3_changes(db_);
+}
 
 // ---- Statement --------------------------------------------------------------
 
@@ -100,15 +118,22 @@ Statement::Statement(Connection& db, std::string_view sql) : db_(&db) {
 }
 
 Statement::~Statement() {
-    if (stmt_) sqlite3_finalize(stmt_);
+    if (stmt_)
+        sqlite3_finalize(stmt_);
 }
 
 Statement& Statement::bind(int index, const Value& v) {
     int rc = SQLITE_OK;
     switch (v.index()) {
-        case 0: rc = sqlite3_bind_null(stmt_, index); break;
-        case 1: rc = sqlite3_bind_int64(stmt_, index, std::get<1>(v)); break;
-        case 2: rc = sqlite3_bind_double(stmt_, index, std::get<2>(v)); break;
+        case 0:
+            rc = sqlite3_bind_null(stmt_, index);
+            break;
+        case 1:
+            rc = sqlite3_bind_int64(stmt_, index, std::get<1>(v));
+            break;
+        case 2:
+            rc = sqlite3_bind_double(stmt_, index, std::get<2>(v));
+            break;
         case 3: {
             const auto& s = std::get<3>(v);
             rc = sqlite3_bind_text64(stmt_, index, s.data(), s.size(), SQLITE_TRANSIENT,
@@ -120,20 +145,27 @@ Statement& Statement::bind(int index, const Value& v) {
             rc = sqlite3_bind_blob64(stmt_, index, b.data(), b.size(), SQLITE_TRANSIENT);
         }
     }
-    if (rc != SQLITE_OK) db_->fail("binding a parameter");
+    if (rc != SQLITE_OK)
+        db_->fail("binding a parameter");
     return *this;
 }
 
-Statement& Statement::bind(int index, std::int64_t v) { return bind(index, Value{v}); }
+Statement& Statement::bind(int index, std::int64_t v) {
+    return bind(index, Value{v});
+}
 Statement& Statement::bind(int index, std::string_view v) {
     return bind(index, Value{std::string(v)});
 }
-Statement& Statement::bind_null(int index) { return bind(index, Value{}); }
+Statement& Statement::bind_null(int index) {
+    return bind(index, Value{});
+}
 
 bool Statement::step() {
     int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
+    if (rc == SQLITE_ROW)
+        return true;
+    if (rc == SQLITE_DONE)
+        return false;
     std::string sql = sqlite3_sql(stmt_) ? sqlite3_sql(stmt_) : "";
     sqlite3_reset(stmt_);
     db_->fail("running \"" + sql.substr(0, 80) + "\"");
@@ -150,11 +182,21 @@ void Statement::reset() {
     sqlite3_clear_bindings(stmt_);
 }
 
-int Statement::column_count() const { return sqlite3_column_count(stmt_); }
-std::string Statement::column_name(int i) const { return sqlite3_column_name(stmt_, i); }
-bool Statement::is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
-std::int64_t Statement::integer(int i) const { return sqlite3_column_int64(stmt_, i); }
-double Statement::real(int i) const { return sqlite3_column_double(stmt_, i); }
+int Statement::column_count() const {
+    return sqlite3_column_count(stmt_);
+}
+std::string Statement::column_name(int i) const {
+    return sqlite3_column_name(stmt_, i);
+}
+bool Statement::is_null(int i) const {
+    return sqlite3_column_type(stmt_, i) == SQLITE_NULL;
+}
+std::int64_t Statement::integer(int i) const {
+    return sqlite3_column_int64(stmt_, i);
+}
+double Statement::real(int i) const {
+    return sqlite3_column_double(stmt_, i);
+}
 
 std::string Statement::text(int i) const {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt_, i));
@@ -163,15 +205,19 @@ std::string Statement::text(int i) const {
 
 Value Statement::value(int i) const {
     switch (sqlite3_column_type(stmt_, i)) {
-        case SQLITE_INTEGER: return integer(i);
-        case SQLITE_FLOAT: return real(i);
-        case SQLITE_TEXT: return text(i);
+        case SQLITE_INTEGER:
+            return integer(i);
+        case SQLITE_FLOAT:
+            return real(i);
+        case SQLITE_TEXT:
+            return text(i);
         case SQLITE_BLOB: {
             const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt_, i));
             return Blob{p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(stmt_, i)))
                           : std::string()};
         }
-        default: return std::monostate{};
+        default:
+            return std::monostate{};
     }
 }
 
@@ -182,7 +228,8 @@ Transaction::Transaction(Connection& db, Mode mode) : db_(db) {
 }
 
 Transaction::~Transaction() {
-    if (open_) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (open_)
+        sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
 }
 
 void Transaction::commit() {

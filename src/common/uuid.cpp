@@ -16,7 +16,8 @@ std::string format_uuid(const std::uint8_t* b) {
     std::string out;
     out.reserve(36);
     for (int i = 0; i < 16; ++i) {
-        if (i == 4 || i == 6 || i == 8 || i == 10) out += '-';
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out += '-';
         out += hex[b[i] >> 4];
         out += hex[b[i] & 15];
     }
@@ -24,14 +25,16 @@ std::string format_uuid(const std::uint8_t* b) {
 }
 
 std::array<std::uint8_t, 16> parse_uuid(std::string_view text) {
-    if (!is_uuid(text)) throw std::invalid_argument("not a UUID: " + std::string(text));
+    if (!is_uuid(text))
+        throw std::invalid_argument("not a UUID: " + std::string(text));
     std::array<std::uint8_t, 16> out{};
     int n = 0;
     auto nibble = [](char c) {
         return static_cast<std::uint8_t>(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
     };
     for (size_t i = 0; i < text.size(); i += (text[i] == '-') ? 1 : 2) {
-        if (text[i] == '-') continue;
+        if (text[i] == '-')
+            continue;
         out[n++] = static_cast<std::uint8_t>(nibble(text[i]) << 4 | nibble(text[i + 1]));
     }
     return out;
@@ -40,7 +43,8 @@ std::array<std::uint8_t, 16> parse_uuid(std::string_view text) {
 }  // namespace
 
 bool is_uuid(std::string_view t) {
-    if (t.size() != 36) return false;
+    if (t.size() != 36)
+        return false;
     for (size_t i = 0; i < t.size(); ++i) {
         const bool dash = i == 8 || i == 13 || i == 18 || i == 23;
         const char c = t[i];
@@ -56,7 +60,8 @@ std::string uuid_to_bytes(std::string_view text) {
 }
 
 std::string uuid_from_bytes(std::string_view bytes) {
-    if (bytes.size() != 16) throw std::invalid_argument("a UUID is 16 bytes");
+    if (bytes.size() != 16)
+        throw std::invalid_argument("a UUID is 16 bytes");
     return format_uuid(reinterpret_cast<const std::uint8_t*>(bytes.data()));
 }
 

@@ -29,7 +29,8 @@ double peak_rss_mib() {
     std::ifstream status("/proc/self/status");
     std::string line;
     while (std::getline(status, line))
-        if (line.rfind("VmHWM:", 0) == 0) return std::stod(line.substr(6)) / 1024.0;
+        if (line.rfind("VmHWM:", 0) == 0)
+            return std::stod(line.substr(6)) / 1024.0;
     return 0;
 }
 
@@ -42,7 +43,8 @@ int run_verify(const Options& o, bool repair) {
         std::printf("%-13s %7lld local %7lld upstream  %s", t.table.c_str(),
                     static_cast<long long>(t.local_rows), static_cast<long long>(t.upstream_rows),
                     t.matches() ? "same\n" : "DIFFERENT:");
-        if (t.matches()) continue;
+        if (t.matches())
+            continue;
         std::printf(" %zu missing here, %zu missing upstream, %zu with other values%s\n",
                     t.missing_locally.size(), t.missing_upstream.size(), t.different.size(),
                     repair ? " (repaired)" : "");
@@ -52,19 +54,23 @@ int run_verify(const Options& o, bool repair) {
     if (report.pending_local_rows)
         std::printf("%lld local changes not pushed yet were left out\n",
                     static_cast<long long>(report.pending_local_rows));
-    if (report.matches()) return 0;
-    if (!repair) std::printf("run again with --repair to fetch the differing rows again\n");
+    if (report.matches())
+        return 0;
+    if (!repair)
+        std::printf("run again with --repair to fetch the differing rows again\n");
     return repair ? 0 : 3;
 }
 
 int run_once(const Options& o) {
     const auto t0 = std::chrono::steady_clock::now();
     lestash::Replica replica({o.db_path});
-    if (!o.replica_name.empty()) replica.set_meta("replica_name", o.replica_name);
+    if (!o.replica_name.empty())
+        replica.set_meta("replica_name", o.replica_name);
     if (o.postgres.empty()) {
-        std::cout << "attached to " << replica.path() << " (replica " << replica.replica_id()
-                  << "): " << replica.outbox_depth()
-                  << " local changes waiting; no Postgres configured (--postgres), nothing synced\n";
+        std::cout
+            << "attached to " << replica.path() << " (replica " << replica.replica_id()
+            << "): " << replica.outbox_depth()
+            << " local changes waiting; no Postgres configured (--postgres), nothing synced\n";
         return 0;
     }
     lestash::Upstream upstream(o.postgres);
@@ -93,9 +99,12 @@ int main(int argc, char** argv) {
     app.add_option("--postgres", o.postgres, "libpq conninfo or service=NAME of the upstream");
     app.add_option("--replica", o.replica_name, "name of this replica (default: hostname-based)");
     app.add_flag("--once", o.once, "attach, push pending changes, pull until caught up, exit");
-    auto* migrate = app.add_subcommand("migrate", "apply the upstream schema (needs an owner role)");
+    auto* migrate =
+        app.add_subcommand("migrate", "apply the upstream schema (needs an owner role)");
     std::string migrate_conninfo;
-    migrate->add_option("--postgres", migrate_conninfo, "conninfo of a role that may create the schema")
+    migrate
+        ->add_option("--postgres", migrate_conninfo,
+                     "conninfo of a role that may create the schema")
         ->required();
     auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
     bool repair = false;
@@ -110,7 +119,8 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (*verify) {
-            if (o.postgres.empty()) throw lestash::ConfigError("verify needs --postgres");
+            if (o.postgres.empty())
+                throw lestash::ConfigError("verify needs --postgres");
             return run_verify(o, repair);
         }
         return run_once(o);

@@ -17,8 +17,12 @@ std::string config_dir() {
 
 }  // namespace
 
-std::string default_database_path() { return config_dir() + "/lestash.db"; }
-std::string default_config_path() { return config_dir() + "/sync.toml"; }
+std::string default_database_path() {
+    return config_dir() + "/lestash.db";
+}
+std::string default_config_path() {
+    return config_dir() + "/sync.toml";
+}
 
 std::string default_socket_path() {
     if (const char* run = std::getenv("XDG_RUNTIME_DIR"); run && *run)

@@ -1,7 +1,7 @@
 // The sync engine's shared state: which columns are synced (present locally
 // and upstream), the identity map, and the stats types.
-#include <nlohmann/json.hpp>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include "engine_internal.hpp"
 #include "lestash_sync/sync_engine.hpp"
@@ -27,7 +27,8 @@ PullStats& PullStats::operator+=(const PullStats& o) {
 
 const MappedColumn* TableMapping::find(const std::string& name) const {
     for (const auto& c : columns)
-        if (c.name == name) return &c;
+        if (c.name == name)
+            return &c;
     return nullptr;
 }
 
@@ -47,9 +48,11 @@ void SyncEngine::refresh_mappings() {
         m.spec = &spec;
         const auto& upstream_table = schema.at(spec.name);
         for (const auto& name : replica_.live_columns(spec.name)) {
-            if (spec.keyed_by_rowid() && name == spec.local_key[0]) continue;
+            if (spec.keyed_by_rowid() && name == spec.local_key[0])
+                continue;
             const auto* up = upstream_table.find(name);
-            if (!up) continue;  // a local column Postgres does not have: stays local
+            if (!up)
+                continue;  // a local column Postgres does not have: stays local
             const ForeignKey* fk = spec.foreign_key(name);
             if ((up->type == PgType::uuid) != (fk != nullptr))
                 throw SchemaError("column " + spec.name + "." + name +
@@ -72,19 +75,22 @@ void SyncEngine::refresh_mappings() {
 
 const TableMapping& SyncEngine::mapping(const std::string& table) const {
     for (const auto& m : mappings_)
-        if (m.spec->name == table) return m;
+        if (m.spec->name == table)
+            return m;
     throw SchemaError("table " + table + " is not synced");
 }
 
 std::string SyncEngine::replica_name() {
-    if (auto name = replica_.meta("replica_name")) return *name;
+    if (auto name = replica_.meta("replica_name"))
+        return *name;
     char host[256] = {};
     ::gethostname(host, sizeof host - 1);
     return std::string(host[0] ? host : "replica") + "-" + replica_.replica_id().substr(0, 8);
 }
 
 void SyncEngine::fault(std::string_view point) {
-    if (options_.fault_hook) options_.fault_hook(point);
+    if (options_.fault_hook)
+        options_.fault_hook(point);
 }
 
 PushStats SyncEngine::push_all() {
@@ -92,7 +98,8 @@ PushStats SyncEngine::push_all() {
     for (;;) {
         const PushStats s = push_batch();
         total += s;
-        if (s.entries == 0) return total;
+        if (s.entries == 0)
+            return total;
     }
 }
 
@@ -109,7 +116,8 @@ PullStats SyncEngine::pull_all() {
     for (;;) {
         const PullStats s = pull_batch();
         total += s;
-        if (s.changes == 0) return total;
+        if (s.changes == 0)
+            return total;
     }
 }
 

@@ -14,12 +14,12 @@ namespace lestash::detail {
 
 // Prepared statements reused across the rows of one batch, keyed by SQL.
 class StatementCache {
-public:
+  public:
     explicit StatementCache(sqlite::Connection& db) : db_(db) {}
     sqlite::Statement& get(const std::string& sql);
     sqlite::Connection& db() { return db_; }
 
-private:
+  private:
     sqlite::Connection& db_;
     std::map<std::string, std::unique_ptr<sqlite::Statement>> statements_;
 };

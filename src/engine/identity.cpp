@@ -8,7 +8,8 @@ namespace lestash {
 
 IdentityMap::IdentityMap(sqlite::Connection& db)
     : db_(db),
-      by_local_(db, "SELECT uuid, server_rev FROM _lestash_sync_ids WHERE tbl = ? AND local_id = ?"),
+      by_local_(db,
+                "SELECT uuid, server_rev FROM _lestash_sync_ids WHERE tbl = ? AND local_id = ?"),
       by_uuid_(db, "SELECT local_id, server_rev, tbl FROM _lestash_sync_ids WHERE uuid = ?"),
       forget_uuid_(db, "DELETE FROM _lestash_sync_ids WHERE uuid = ?"),
       insert_(db,
@@ -17,7 +18,9 @@ IdentityMap::IdentityMap(sqlite::Connection& db)
       set_rev_(db, "UPDATE _lestash_sync_ids SET server_rev = ? WHERE uuid = ?") {}
 
 namespace {
-sqlite::Value uuid_blob(const std::string& uuid) { return sqlite::Blob{uuid_to_bytes(uuid)}; }
+sqlite::Value uuid_blob(const std::string& uuid) {
+    return sqlite::Blob{uuid_to_bytes(uuid)};
+}
 }  // namespace
 
 std::optional<Mapping> IdentityMap::by_local_id(const std::string& table, std::int64_t local_id) {
@@ -36,9 +39,9 @@ std::optional<Mapping> IdentityMap::by_uuid(const std::string& table, const std:
     by_uuid_.bind(1, uuid_blob(uuid));
     std::optional<Mapping> out;
     if (by_uuid_.step() && by_uuid_.text(2) == table) {
-        out = Mapping{by_uuid_.integer(0), uuid,
-                      by_uuid_.is_null(1) ? std::nullopt
-                                          : std::optional<std::int64_t>(by_uuid_.integer(1))};
+        out = Mapping{
+            by_uuid_.integer(0), uuid,
+            by_uuid_.is_null(1) ? std::nullopt : std::optional<std::int64_t>(by_uuid_.integer(1))};
     }
     by_uuid_.reset();
     return out;
@@ -48,7 +51,8 @@ void IdentityMap::set(const std::string& table, std::int64_t local_id, const std
                       std::optional<std::int64_t> server_rev) {
     forget(uuid);
     insert_.bind(1, table).bind(2, local_id).bind(3, uuid_blob(uuid));
-    if (server_rev) insert_.bind(4, *server_rev);
+    if (server_rev)
+        insert_.bind(4, *server_rev);
     insert_.run();
 }
 
@@ -56,28 +60,37 @@ void IdentityMap::set_server_rev(const std::string& uuid, std::int64_t rev) {
     set_rev_.bind(1, rev).bind(2, uuid_blob(uuid)).run();
 }
 
-void IdentityMap::forget(const std::string& uuid) { forget_uuid_.bind(1, uuid_blob(uuid)).run(); }
+void IdentityMap::forget(const std::string& uuid) {
+    forget_uuid_.bind(1, uuid_blob(uuid)).run();
+}
 
 namespace {
 
 // Storage class travels with the value: SQLite's UNIQUE tells 1 from '1'.
 std::string key_part(const sqlite::Value& v) {
     switch (v.index()) {
-        case 1: return "i:" + std::to_string(std::get<1>(v));
-        case 2: return "r:" + exact_real_text(std::get<2>(v));
-        case 3: return "t:" + std::get<3>(v);
-        case 4: return "b:" + to_hex(std::get<4>(v).bytes);
-        default: return "n:";
+        case 1:
+            return "i:" + std::to_string(std::get<1>(v));
+        case 2:
+            return "r:" + exact_real_text(std::get<2>(v));
+        case 3:
+            return "t:" + std::get<3>(v);
+        case 4:
+            return "b:" + to_hex(std::get<4>(v).bytes);
+        default:
+            return "n:";
     }
 }
 
 }  // namespace
 
 std::string new_row_uuid(const TableSpec& spec, const std::vector<sqlite::Value>& key_values) {
-    if (spec.identity != IdentityRule::natural_key || key_values.empty()) return random_uuid();
+    if (spec.identity != IdentityRule::natural_key || key_values.empty())
+        return random_uuid();
     std::string name = spec.name;
     for (const auto& v : key_values) {
-        if (v.index() == 0) return random_uuid();
+        if (v.index() == 0)
+            return random_uuid();
         name += '\x1f' + key_part(v);
     }
     return name_based_uuid(kRowNamespace, name);

@@ -74,7 +74,8 @@ SyncEngine::FetchedRows SyncEngine::fetch_rows(
             found.insert(rows.back().uuid);
         }
         for (const auto& u : uuids)
-            if (!found.count(u)) rows.push_back(FetchedRow{u, false, {}, 0, nullptr});  // gone upstream: deleted
+            if (!found.count(u))
+                rows.push_back(FetchedRow{u, false, {}, 0, nullptr});  // gone upstream: deleted
     }
     return out;
 }
@@ -83,10 +84,11 @@ namespace {
 
 // Applies fetched rows inside one ApplyScope.
 class RowApplier {
-public:
+  public:
     RowApplier(sqlite::Connection& db, IdentityMap& ids, const std::vector<TableMapping>& maps)
         : db_(db), sql_(db), ids_(ids), maps_(maps) {
-        sqlite::Statement st(db_, "SELECT tbl, coalesce(local_id, row_key) FROM _lestash_sync_outbox");
+        sqlite::Statement st(db_,
+                             "SELECT tbl, coalesce(local_id, row_key) FROM _lestash_sync_outbox");
         while (st.step()) pending_.insert({st.text(0), st.text(1)});
         had_deferred_ = db_.query_int("SELECT count(*) FROM _lestash_sync_deferred") > 0;
         had_unresolved_ = db_.query_int("SELECT count(*) FROM _lestash_sync_unresolved") > 0;
@@ -97,7 +99,8 @@ public:
     PullStats apply(const std::vector<std::pair<const TableMapping*, const FetchedRow*>>& rows) {
         std::optional<std::int64_t> history_mark;
         auto end_items_run = [&] {
-            if (!history_mark) return;
+            if (!history_mark)
+                return;
             resolve_pending_references();
             // The app's capture_item_history trigger fired for our updates;
             // the originating replica's history row arrives through sync.
@@ -106,7 +109,8 @@ public:
         };
         for (const auto& [m, row] : rows) {
             const bool items_upsert = row->exists && m->spec->name == "items";
-            if (!items_upsert) end_items_run();
+            if (!items_upsert)
+                end_items_run();
             if (items_upsert && !history_mark)
                 history_mark = db_.query_int("SELECT coalesce(max(id), 0) FROM item_history");
             if (row->exists)
@@ -124,7 +128,8 @@ public:
     void remove_all_except(const TableMapping& m, const std::set<std::string>& upstream) {
         if (!m.spec->keyed_by_rowid()) {
             for (const auto& [uuid, key] : link_index(m))
-                if (!upstream.count(uuid)) remove(m, uuid);
+                if (!upstream.count(uuid))
+                    remove(m, uuid);
             return;
         }
         std::vector<std::string> gone;
@@ -132,12 +137,13 @@ public:
         st.bind(1, m.spec->name);
         while (st.step()) {
             const auto uuid = uuid_from_bytes(std::get<sqlite::Blob>(st.value(0)).bytes);
-            if (!upstream.count(uuid)) gone.push_back(uuid);
+            if (!upstream.count(uuid))
+                gone.push_back(uuid);
         }
         for (const auto& uuid : gone) remove(m, uuid);
     }
 
-private:
+  private:
     static sqlite::Value blob(const std::string& uuid) { return sqlite::Blob{uuid_to_bytes(uuid)}; }
 
     bool is_pending(const TableMapping& m, const std::string& key) const {
@@ -154,7 +160,8 @@ private:
     }
 
     void undefer(const TableMapping& m, const std::string& uuid) {
-        if (!had_deferred_) return;
+        if (!had_deferred_)
+            return;
         sql_.get("DELETE FROM _lestash_sync_deferred WHERE tbl = ? AND uuid = ?")
             .bind(1, m.spec->name)
             .bind(2, blob(uuid))
@@ -163,8 +170,9 @@ private:
 
     // Decodes the fetched values; references become local ids (or NULL with
     // a note to fill them in when the row they point to arrives).
-    std::vector<sqlite::Value> decode(const TableMapping& m, const FetchedRow& row,
-                                      std::vector<std::pair<std::string, std::string>>& unresolved) {
+    std::vector<sqlite::Value> decode(
+        const TableMapping& m, const FetchedRow& row,
+        std::vector<std::pair<std::string, std::string>>& unresolved) {
         std::vector<sqlite::Value> out;
         out.reserve(m.columns.size());
         for (size_t i = 0; i < m.columns.size(); ++i) {
@@ -190,18 +198,21 @@ private:
 
     std::optional<std::int64_t> find_by_natural_key(const TableMapping& m,
                                                     const std::vector<sqlite::Value>& values) {
-        if (m.natural_key.empty()) return std::nullopt;
+        if (m.natural_key.empty())
+            return std::nullopt;
         std::string sql = "SELECT " + quote_identifier(m.spec->local_key[0]) + " FROM " +
                           quote_identifier(m.spec->name) + " WHERE ";
         for (size_t k = 0; k < m.natural_key.size(); ++k) {
-            if (values[m.natural_key[k]].index() == 0) return std::nullopt;  // NULL never matches
+            if (values[m.natural_key[k]].index() == 0)
+                return std::nullopt;  // NULL never matches
             sql += (k ? " AND " : "") + quote_identifier(m.columns[m.natural_key[k]].name) + " = ?";
         }
         auto& st = sql_.get(sql);
         for (size_t k = 0; k < m.natural_key.size(); ++k)
             st.bind(static_cast<int>(k + 1), values[m.natural_key[k]]);
         std::optional<std::int64_t> out;
-        if (st.step()) out = st.integer(0);
+        if (st.step())
+            out = st.integer(0);
         st.reset();
         return out;
     }
@@ -222,7 +233,8 @@ private:
         }
         auto known = ids_.by_uuid(m.spec->name, row.uuid);
         std::optional<std::int64_t> local = known ? std::optional(known->local_id) : std::nullopt;
-        if (!local) local = find_by_natural_key(m, values);  // the same post, imported here too
+        if (!local)
+            local = find_by_natural_key(m, values);  // the same post, imported here too
         if (local && is_pending(m, std::to_string(*local))) {
             defer(m, row.uuid);  // local edits go first; fetched again after they are pushed
             return;
@@ -230,13 +242,15 @@ private:
         const auto current =
             local ? detail::read_local_row(sql_, m, {sqlite::Value{*local}}) : std::nullopt;
         if (current) {
-            if (*current != values) update_row(m, *local, values);
+            if (*current != values)
+                update_row(m, *local, values);
         } else {
             local = insert_row(m, values);
         }
         if (!known || known->local_id != *local || known->server_rev != row.rev)
             ids_.set(m.spec->name, *local, row.uuid, row.rev);
-        if (had_unresolved_ || !unresolved.empty()) note_unresolved(m, *local, unresolved);
+        if (had_unresolved_ || !unresolved.empty())
+            note_unresolved(m, *local, unresolved);
         undefer(m, row.uuid);
         ++stats_.applied;
     }
@@ -245,7 +259,8 @@ private:
                      const std::vector<sqlite::Value>& values) {
         json key = json::array();
         for (const auto& k : m.spec->local_key)
-            key.push_back(std::get<std::int64_t>(values[static_cast<size_t>(m.find(k) - m.columns.data())]));
+            key.push_back(
+                std::get<std::int64_t>(values[static_cast<size_t>(m.find(k) - m.columns.data())]));
         if (is_pending(m, key.dump())) {
             defer(m, row.uuid);
             return;
@@ -260,7 +275,8 @@ private:
 
     static std::string column_list(const TableMapping& m) {
         std::string cols;
-        for (const auto& c : m.columns) cols += (cols.empty() ? "" : ", ") + quote_identifier(c.name);
+        for (const auto& c : m.columns)
+            cols += (cols.empty() ? "" : ", ") + quote_identifier(c.name);
         return cols;
     }
 
@@ -297,8 +313,9 @@ private:
             .bind(2, local_id)
             .run();
         for (const auto& [col, uuid] : unresolved)
-            sql_.get("INSERT OR REPLACE INTO _lestash_sync_unresolved (tbl, local_id, col, "
-                     "parent_uuid) VALUES (?, ?, ?, ?)")
+            sql_.get(
+                    "INSERT OR REPLACE INTO _lestash_sync_unresolved (tbl, local_id, col, "
+                    "parent_uuid) VALUES (?, ?, ?, ?)")
                 .bind(1, m.spec->name)
                 .bind(2, local_id)
                 .bind(3, col)
@@ -309,7 +326,8 @@ private:
 
     // References that arrived before the row they point to, now resolvable.
     void resolve_pending_references() {
-        if (!had_unresolved_) return;
+        if (!had_unresolved_)
+            return;
         sqlite::Statement st(db_,
                              "SELECT u.tbl, u.local_id, u.col, i.local_id FROM "
                              "_lestash_sync_unresolved u JOIN _lestash_sync_ids i ON i.uuid = "
@@ -319,13 +337,16 @@ private:
         for (const auto& [table, id, col, parent] : found) {
             const auto m = std::find_if(maps_.begin(), maps_.end(),
                                         [&](const auto& x) { return x.spec->name == table; });
-            if (m == maps_.end()) continue;
+            if (m == maps_.end())
+                continue;
             sql_.get("UPDATE " + quote_identifier(table) + " SET " + quote_identifier(col) +
                      " = ? WHERE " + quote_identifier(m->spec->local_key[0]) + " = ?")
                 .bind(1, parent)
                 .bind(2, id)
                 .run();
-            sql_.get("DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ? AND col = ?")
+            sql_.get(
+                    "DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ? AND col = "
+                    "?")
                 .bind(1, table)
                 .bind(2, id)
                 .bind(3, col)
@@ -339,7 +360,8 @@ private:
             return;
         }
         const auto known = ids_.by_uuid(m.spec->name, uuid);
-        if (!known) return;
+        if (!known)
+            return;
         if (is_pending(m, std::to_string(known->local_id))) {
             defer(m, uuid);
             return;
@@ -357,7 +379,8 @@ private:
     void remove_link(const TableMapping& m, const std::string& uuid) {
         auto& index = link_index(m);
         const auto it = index.find(uuid);
-        if (it == index.end()) return;
+        if (it == index.end())
+            return;
         json key = json::array();
         for (const auto& v : it->second) key.push_back(std::get<std::int64_t>(v));
         if (is_pending(m, key.dump())) {
@@ -368,7 +391,8 @@ private:
         for (const auto& k : m.spec->local_key)
             where += (where.empty() ? "" : " AND ") + quote_identifier(k) + " = ?";
         auto& st = sql_.get("DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " + where);
-        for (size_t i = 0; i < it->second.size(); ++i) st.bind(static_cast<int>(i + 1), it->second[i]);
+        for (size_t i = 0; i < it->second.size(); ++i)
+            st.bind(static_cast<int>(i + 1), it->second[i]);
         st.run();
         undefer(m, uuid);
         ++stats_.deleted;
@@ -376,9 +400,11 @@ private:
 
     std::map<std::string, std::vector<sqlite::Value>>& link_index(const TableMapping& m) {
         auto [it, fresh] = link_indexes_.try_emplace(m.spec->name);
-        if (!fresh) return it->second;
+        if (!fresh)
+            return it->second;
         std::string cols;
-        for (const auto& k : m.spec->local_key) cols += (cols.empty() ? "" : ", ") + quote_identifier(k);
+        for (const auto& k : m.spec->local_key)
+            cols += (cols.empty() ? "" : ", ") + quote_identifier(k);
         sqlite::Statement st(db_, "SELECT " + cols + " FROM " + quote_identifier(m.spec->name));
         while (st.step()) {
             std::vector<sqlite::Value> key;
@@ -386,10 +412,13 @@ private:
             for (size_t i = 0; i < m.spec->local_key.size(); ++i) {
                 const int col = static_cast<int>(i);
                 key.push_back(st.value(col));
-                const auto p = ids_.by_local_id(m.spec->foreign_keys[i].parent_table, st.integer(col));
-                if (p) parents.push_back(p->uuid);
+                const auto p =
+                    ids_.by_local_id(m.spec->foreign_keys[i].parent_table, st.integer(col));
+                if (p)
+                    parents.push_back(p->uuid);
             }
-            if (parents.size() == key.size()) it->second[link_row_uuid(*m.spec, parents)] = key;
+            if (parents.size() == key.size())
+                it->second[link_row_uuid(*m.spec, parents)] = key;
         }
         return it->second;
     }
@@ -411,15 +440,18 @@ namespace {
 
 // Upserts with parents first, then deletes with children first.
 std::vector<std::pair<const TableMapping*, const FetchedRow*>> apply_order(
-    const std::vector<TableMapping>& maps, const std::map<std::string, std::vector<FetchedRow>>& rows) {
+    const std::vector<TableMapping>& maps,
+    const std::map<std::string, std::vector<FetchedRow>>& rows) {
     std::vector<std::pair<const TableMapping*, const FetchedRow*>> out;
     for (const bool upserts : {true, false}) {
         for (size_t i = 0; i < maps.size(); ++i) {
             const auto& m = upserts ? maps[i] : maps[maps.size() - 1 - i];
             const auto it = rows.find(m.spec->name);
-            if (it == rows.end()) continue;
+            if (it == rows.end())
+                continue;
             for (const auto& row : it->second)
-                if (row.exists == upserts) out.emplace_back(&m, &row);
+                if (row.exists == upserts)
+                    out.emplace_back(&m, &row);
         }
     }
     return out;
@@ -446,7 +478,8 @@ PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cur
             done += n;
             if (done == order.size()) {
                 fault("pull:before-cursor-save");
-                if (cursor) replica_.set_meta("pull_cursor", *cursor);
+                if (cursor)
+                    replica_.set_meta("pull_cursor", *cursor);
             }
             scope.commit();
         }
@@ -469,20 +502,24 @@ PullStats SyncEngine::bootstrap(bool resync) {
     try {
         pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only> tx(
             upstream_.connection());
-        horizon = tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0].as<std::string>();
+        horizon =
+            tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0].as<std::string>();
         for (const auto& m : mappings_) {
             // In the order rows were created, so local ids keep that order.
             tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
                     fetch_sql(m, "ORDER BY \"_created\""));
-            const std::string fetch = "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
+            const std::string fetch =
+                "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
             for (;;) {
                 const auto page = tx.exec(fetch);
-                if (page.empty()) break;
+                if (page.empty())
+                    break;
                 FetchedRows fetched;
                 auto& rows = fetched.by_table[m.spec->name];
                 for (const auto& r : page) {
                     rows.push_back(row_from(r, m));
-                    if (resync) seen[m.spec->name].insert(rows.back().uuid);
+                    if (resync)
+                        seen[m.spec->name].insert(rows.back().uuid);
                 }
                 stats += apply_rows(fetched, nullptr);
                 stats.changes += static_cast<std::int64_t>(page.size());
@@ -511,9 +548,11 @@ PullStats SyncEngine::bootstrap(bool resync) {
 }
 
 PullStats SyncEngine::pull_batch() {
-    if (replica_.follow_schema_changes()) refresh_mappings();
+    if (replica_.follow_schema_changes())
+        refresh_mappings();
     const auto cursor_text = replica_.meta("pull_cursor");
-    if (!cursor_text) return bootstrap(false);
+    if (!cursor_text)
+        return bootstrap(false);
     const auto [xid, id] = parse_cursor(*cursor_text);
     FetchedRows fetched;
     std::string next_cursor;
@@ -522,9 +561,10 @@ PullStats SyncEngine::pull_batch() {
         pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only> tx(
             upstream_.connection());
         const bool compacted_past_us =
-            tx.exec_params("SELECT count(*) > 0 FROM lestash.change_log_horizon WHERE (xid, id) > "
-                           "($1::xid8, $2::bigint)",
-                           xid, id)[0][0]
+            tx.exec_params(
+                  "SELECT count(*) > 0 FROM lestash.change_log_horizon WHERE (xid, id) > "
+                  "($1::xid8, $2::bigint)",
+                  xid, id)[0][0]
                 .as<bool>();
         if (compacted_past_us) {
             tx.commit();
@@ -544,7 +584,8 @@ PullStats SyncEngine::pull_batch() {
         for (const auto& r : log) {
             const std::string table = r[2].as<std::string>();
             // Our own pushes are already here.
-            if (!r[4].is_null() && r[4].as<std::string>() == replica_.replica_id()) continue;
+            if (!r[4].is_null() && r[4].as<std::string>() == replica_.replica_id())
+                continue;
             if (std::none_of(mappings_.begin(), mappings_.end(),
                              [&](const auto& m) { return m.spec->name == table; }))
                 continue;
@@ -570,13 +611,15 @@ PullStats SyncEngine::apply_deferred() {
     {
         sqlite::Statement st(replica_.db(), "SELECT tbl, uuid FROM _lestash_sync_deferred");
         while (st.step())
-            keys.emplace_back(st.text(0), uuid_from_bytes(std::get<sqlite::Blob>(st.value(1)).bytes));
+            keys.emplace_back(st.text(0),
+                              uuid_from_bytes(std::get<sqlite::Blob>(st.value(1)).bytes));
     }
     return refetch(keys);
 }
 
 PullStats SyncEngine::refetch(const std::vector<std::pair<std::string, std::string>>& keys) {
-    if (keys.empty()) return {};
+    if (keys.empty())
+        return {};
     FetchedRows fetched;
     try {
         pqxx::read_transaction tx(upstream_.connection());

@@ -30,12 +30,15 @@ struct DeadLetter {
     std::string table, uuid, op, payload, error, sqlstate;
 };
 
-std::string pg_name(const TableMapping& m) { return "lestash." + quote_identifier(m.spec->name); }
+std::string pg_name(const TableMapping& m) {
+    return "lestash." + quote_identifier(m.spec->name);
+}
 
 // AS x("id" uuid, "c" text, ..., "_sqlite" jsonb, "_push_base" bigint)
 std::string recordset_columns(const TableMapping& m, const std::vector<std::string>& cols) {
     std::string out = "\"id\" uuid";
-    for (const auto& c : cols) out += ", " + quote_identifier(c) + " " + pg_type_sql(m.find(c)->type);
+    for (const auto& c : cols)
+        out += ", " + quote_identifier(c) + " " + pg_type_sql(m.find(c)->type);
     return out + ", \"_sqlite\" jsonb, \"_push_base\" bigint";
 }
 
@@ -70,7 +73,8 @@ std::string update_sql(const TableMapping& m, const std::vector<std::string>& co
     return "UPDATE " + pg_name(m) + " AS t SET " + sets +
            "\"_sqlite\" = nullif((coalesce(t.\"_sqlite\", '{}') - '{" + names +
            "}'::text[]) || coalesce(x.\"_sqlite\", '{}'), '{}'), \"_push_base\" = x.\"_push_base\" "
-           "FROM jsonb_to_recordset($1::jsonb) AS x(" + recordset_columns(m, cols) +
+           "FROM jsonb_to_recordset($1::jsonb) AS x(" +
+           recordset_columns(m, cols) +
            ") WHERE t.\"id\" = x.\"id\" RETURNING t.\"id\"::text, t.\"_rev\"";
 }
 
@@ -80,7 +84,8 @@ std::string key_of(const OutboxEntry& e) {
 
 // "0011...ff" (32 hex digits, as the delete trigger records) to canonical form.
 std::optional<std::string> uuid_from_hex(const json& v) {
-    if (!v.is_string() || v.get<std::string>().size() != 32) return std::nullopt;
+    if (!v.is_string() || v.get<std::string>().size() != 32)
+        return std::nullopt;
     const std::string h = v.get<std::string>();
     return h.substr(0, 8) + "-" + h.substr(8, 4) + "-" + h.substr(12, 4) + "-" + h.substr(16, 4) +
            "-" + h.substr(20);
@@ -103,7 +108,7 @@ namespace {
 // Builds row changes while the SQLite read is consistent; resolves identities
 // (assigning UUIDs the first time a row is pushed) along the way.
 class PushBuilder {
-public:
+  public:
     PushBuilder(sqlite::Connection& db, IdentityMap& ids, const std::vector<TableMapping>& maps,
                 std::vector<RowChange>& out)
         : rows_(db), ids_(ids), maps_(maps), out_(out) {}
@@ -111,7 +116,8 @@ public:
 
     const TableMapping& map(const std::string& table) const {
         for (const auto& m : maps_)
-            if (m.spec->name == table) return m;
+            if (m.spec->name == table)
+                return m;
         throw SchemaError("table " + table + " is not synced");
     }
 
@@ -120,9 +126,11 @@ public:
     std::optional<std::string> add(const TableMapping& m, const std::vector<sqlite::Value>& key,
                                    bool insert, const std::set<std::string>& changed) {
         const std::string key_text = key_string(key);
-        if (auto it = added_.find({m.spec->name, key_text}); it != added_.end()) return it->second;
+        if (auto it = added_.find({m.spec->name, key_text}); it != added_.end())
+            return it->second;
         const auto row = detail::read_local_row(rows_, m, key);
-        if (!row) return std::nullopt;
+        if (!row)
+            return std::nullopt;
 
         RowChange change;
         change.map = &m;
@@ -135,7 +143,8 @@ public:
             std::vector<std::string> parents;
             for (size_t i = 0; i < m.spec->foreign_keys.size(); ++i) {
                 auto p = parent_uuid(m.spec->foreign_keys[i], key[i]);
-                if (!p) return std::nullopt;  // a parent vanished: its delete cascades upstream
+                if (!p)
+                    return std::nullopt;  // a parent vanished: its delete cascades upstream
                 parents.push_back(*p);
             }
             change.uuid = link_row_uuid(*m.spec, parents);
@@ -148,8 +157,10 @@ public:
         json overrides = json::object();
         for (size_t i = 0; i < m.columns.size(); ++i) {
             const auto& col = m.columns[i];
-            if (!change.insert && !changed.count(col.name)) continue;
-            if (!change.insert) change.changed.push_back(col.name);
+            if (!change.insert && !changed.count(col.name))
+                continue;
+            if (!change.insert)
+                change.changed.push_back(col.name);
             if (col.fk) {
                 auto p = parent_uuid(*col.fk, (*row)[i]);
                 change.record[col.name] = p ? json(*p) : json(nullptr);
@@ -157,20 +168,22 @@ public:
             }
             auto enc = encode_value((*row)[i], col.type);
             change.record[col.name] = std::move(enc.typed);
-            if (enc.override_entry) overrides[col.name] = std::move(*enc.override_entry);
+            if (enc.override_entry)
+                overrides[col.name] = std::move(*enc.override_entry);
         }
-        if (!change.insert && change.changed.empty()) return change.uuid;  // nothing upstream has
+        if (!change.insert && change.changed.empty())
+            return change.uuid;  // nothing upstream has
         change.record["_sqlite"] = overrides.empty() ? json(nullptr) : overrides;
         // The revision this replica last saw; -1 for a row it never saw from
         // Postgres, so merging into someone else's row records every difference.
-        change.record["_push_base"] =
-            known && known->server_rev ? json(*known->server_rev)
-                                       : (change.insert ? json(-1) : json(nullptr));
+        change.record["_push_base"] = known && known->server_rev
+                                          ? json(*known->server_rev)
+                                          : (change.insert ? json(-1) : json(nullptr));
         out_.push_back(std::move(change));
         return out_.back().uuid;
     }
 
-private:
+  private:
     static std::string key_string(const std::vector<sqlite::Value>& key) {
         std::string s;
         for (const auto& v : key)
@@ -180,9 +193,11 @@ private:
 
     // The parent's UUID; a parent never pushed yet joins this batch.
     std::optional<std::string> parent_uuid(const ForeignKey& fk, const sqlite::Value& v) {
-        if (v.index() != 1) return std::nullopt;
+        if (v.index() != 1)
+            return std::nullopt;
         const std::int64_t id = std::get<1>(v);
-        if (auto known = ids_.by_local_id(fk.parent_table, id)) return known->uuid;
+        if (auto known = ids_.by_local_id(fk.parent_table, id))
+            return known->uuid;
         return add(map(fk.parent_table), {v}, true, {});
     }
 
@@ -191,12 +206,14 @@ private:
         std::vector<sqlite::Value> key_values;
         for (size_t i : m.natural_key) key_values.push_back(row[i]);
         std::string uuid = new_row_uuid(*m.spec, key_values);
-        if (auto holder = ids_.by_uuid(m.spec->name, uuid); holder && holder->local_id != local_id) {
+        if (auto holder = ids_.by_uuid(m.spec->name, uuid);
+            holder && holder->local_id != local_id) {
             // The natural key's UUID belongs to another local row. If that row
             // is gone (deleted, its delete not pushed yet) this row takes the
             // identity over; if it still exists the key was edited, and this
             // row gets a fresh identity.
-            if (detail::read_local_row(rows_, m, {sqlite::Value{holder->local_id}})) uuid = random_uuid();
+            if (detail::read_local_row(rows_, m, {sqlite::Value{holder->local_id}}))
+                uuid = random_uuid();
         }
         ids_.set(m.spec->name, local_id, uuid, std::nullopt);
         return uuid;
@@ -233,8 +250,10 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
             continue;
         }
         auto [it, fresh] = pending.try_emplace(key, Pending{&e, false, {}});
-        if (fresh) order.push_back(key);
-        if (e.op == 'I') it->second.insert = true;
+        if (fresh)
+            order.push_back(key);
+        if (e.op == 'I')
+            it->second.insert = true;
         it->second.changed.insert(e.changed.begin(), e.changed.end());
     }
 
@@ -244,11 +263,13 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
     PushBuilder builder(replica_.db(), ids_, mappings_, batch.upserts);
     for (const auto& key : order) {
         auto it = pending.find(key);
-        if (it == pending.end()) continue;
+        if (it == pending.end())
+            continue;
         const OutboxEntry& e = *it->second.first;
         const auto& m = mapping(e.table);
-        const std::vector<sqlite::Value> local_key =
-            e.local_id ? std::vector<sqlite::Value>{*e.local_id} : detail::link_key_values(e.row_key);
+        const std::vector<sqlite::Value> local_key = e.local_id
+                                                         ? std::vector<sqlite::Value>{*e.local_id}
+                                                         : detail::link_key_values(e.row_key);
         builder.add(m, local_key, it->second.insert, it->second.changed);
     }
     std::set<std::string> upserted;
@@ -260,15 +281,20 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
             const auto parents = json::parse(e->link_uuids.empty() ? "[]" : e->link_uuids);
             std::vector<std::string> p;
             for (const auto& v : parents)
-                if (auto u = uuid_from_hex(v)) p.push_back(*u);
-            if (p.size() == m.spec->foreign_keys.size()) uuid = link_row_uuid(*m.spec, p);
-        } else if (!uuid && !detail::read_local_row(builder.rows(), m, {sqlite::Value{*e->local_id}})) {
+                if (auto u = uuid_from_hex(v))
+                    p.push_back(*u);
+            if (p.size() == m.spec->foreign_keys.size())
+                uuid = link_row_uuid(*m.spec, p);
+        } else if (!uuid &&
+                   !detail::read_local_row(builder.rows(), m, {sqlite::Value{*e->local_id}})) {
             // Deleted before its first push had recorded a UUID; if that push
             // has happened since, the mapping tells which row Postgres holds.
-            if (auto known = ids_.by_local_id(e->table, *e->local_id)) uuid = known->uuid;
+            if (auto known = ids_.by_local_id(e->table, *e->local_id))
+                uuid = known->uuid;
         }
         // A row deleted and created again under the same identity is an upsert.
-        if (uuid && !upserted.count(*uuid)) batch.deletes.emplace_back(&m, *uuid);
+        if (uuid && !upserted.count(*uuid))
+            batch.deletes.emplace_back(&m, *uuid);
     }
     txn.commit();  // new identities are durable before Postgres hears of them
     pacer_.after_write(std::chrono::steady_clock::now() - t0);
@@ -279,8 +305,9 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
     auto& conn = upstream_.connection();
     pqxx::work tx(conn);
     tx.exec_params("SELECT set_config('lestash.origin', $1, true)", replica_.replica_id());
-    const auto seen = tx.exec_params(
-        "SELECT last_seq FROM lestash.replicas WHERE id = $1::uuid FOR UPDATE", replica_.replica_id());
+    const auto seen =
+        tx.exec_params("SELECT last_seq FROM lestash.replicas WHERE id = $1::uuid FOR UPDATE",
+                       replica_.replica_id());
     if (!seen.empty() && seen[0][0].as<std::int64_t>() >= batch.last_seq) {
         batch.already_applied = true;  // committed before, the acknowledgement was lost
         tx.commit();
@@ -292,7 +319,8 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
     // Postgres refuses becomes a dead letter.
     using Written = std::vector<std::pair<std::string, std::int64_t>>;
     auto collect = [](const pqxx::result& r, Written& out) {
-        for (const auto& row : r) out.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
+        for (const auto& row : r)
+            out.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
     };
     auto run = [&](const std::string& sql, const std::vector<const RowChange*>& rows,
                    const char* op) {
@@ -309,7 +337,8 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
                 collect(tx.exec_params(sql, json::array({records[i]}).dump()), written);
                 tx.exec("RELEASE SAVEPOINT lestash_row");
             } catch (const pqxx::sql_error& e) {
-                if (is_transient_sqlstate(e.sqlstate())) throw;
+                if (is_transient_sqlstate(e.sqlstate()))
+                    throw;
                 tx.exec("ROLLBACK TO SAVEPOINT lestash_row");
                 batch.dead.push_back({rows[i]->map->spec->name, rows[i]->uuid, op,
                                       records[i].dump(), e.what(), e.sqlstate()});
@@ -322,7 +351,8 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
         std::vector<const RowChange*> inserts;
         std::map<std::vector<std::string>, std::vector<const RowChange*>> updates;
         for (const auto& u : batch.upserts) {
-            if (u.map != &m) continue;
+            if (u.map != &m)
+                continue;
             if (u.insert)
                 inserts.push_back(&u);
             else
@@ -341,7 +371,8 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
             for (const auto& [uuid, rev] : w) hit.insert(uuid);
             for (const auto& d : batch.dead) hit.insert(d.uuid);
             for (const auto* r : rows) {
-                if (hit.count(r->uuid)) continue;
+                if (hit.count(r->uuid))
+                    continue;
                 json lost = r->record;
                 lost.erase("id");
                 lost.erase("_push_base");
@@ -356,7 +387,8 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
     for (auto m = mappings_.rbegin(); m != mappings_.rend(); ++m) {
         std::vector<std::string> uuids;
         for (const auto& [map, uuid] : batch.deletes)
-            if (map == &*m) uuids.push_back(uuid);
+            if (map == &*m)
+                uuids.push_back(uuid);
         if (!uuids.empty())
             tx.exec_params("DELETE FROM " + pg_name(*m) + " WHERE \"id\" = ANY($1::uuid[])",
                            detail::uuid_array_literal(uuids));
@@ -395,7 +427,8 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
 PushStats SyncEngine::push_batch() {
     replica_.follow_schema_changes();
     const auto entries = replica_.read_outbox(0, options_.push_batch);
-    if (entries.empty()) return {};
+    if (entries.empty())
+        return {};
     PreparedPush batch = prepare_push(entries);
     try {
         send_push(batch, false);
@@ -404,7 +437,8 @@ PushStats SyncEngine::push_batch() {
             rethrow_as_upstream_error("pushing " + std::to_string(entries.size()) +
                                       " local changes to " + upstream_.target());
         } catch (const UpstreamError& e) {
-            if (e.transient()) throw;
+            if (e.transient())
+                throw;
             // Something in the batch is refused for good: find which rows,
             // push the rest, keep the refused ones as dead letters.
             batch.revs.clear();

@@ -15,7 +15,8 @@ using sqlite::quote_identifier;
 
 bool VerifyReport::matches() const {
     for (const auto& t : tables)
-        if (!t.matches()) return false;
+        if (!t.matches())
+            return false;
     return true;
 }
 
@@ -23,11 +24,16 @@ namespace {
 
 std::string canonical_value(const sqlite::Value& v) {
     switch (v.index()) {
-        case 1: return "i:" + std::to_string(std::get<1>(v));
-        case 2: return "r:" + exact_real_text(std::get<2>(v));
-        case 3: return "t:" + to_hex(std::get<3>(v));
-        case 4: return "b:" + to_hex(std::get<4>(v).bytes);
-        default: return "n";
+        case 1:
+            return "i:" + std::to_string(std::get<1>(v));
+        case 2:
+            return "r:" + exact_real_text(std::get<2>(v));
+        case 3:
+            return "t:" + to_hex(std::get<3>(v));
+        case 4:
+            return "b:" + to_hex(std::get<4>(v).bytes);
+        default:
+            return "n";
     }
 }
 
@@ -38,19 +44,34 @@ std::string canonical_sql(const TableMapping& m) {
         const std::string col = quote_identifier(c.name);
         std::string typed;
         switch (c.type) {
-            case PgType::text: typed = "'t:' || encode(convert_to(" + col + ", 'UTF8'), 'hex')"; break;
-            case PgType::bigint: typed = "'i:' || " + col + "::text"; break;
-            case PgType::boolean: typed = "CASE WHEN " + col + " THEN 'i:1' ELSE 'i:0' END"; break;
-            case PgType::float8: typed = "'r:' || " + col + "::text"; break;
-            case PgType::bytea: typed = "'b:' || encode(" + col + ", 'hex')"; break;
-            case PgType::uuid: typed = "'u:' || " + col + "::text"; break;
+            case PgType::text:
+                typed = "'t:' || encode(convert_to(" + col + ", 'UTF8'), 'hex')";
+                break;
+            case PgType::bigint:
+                typed = "'i:' || " + col + "::text";
+                break;
+            case PgType::boolean:
+                typed = "CASE WHEN " + col + " THEN 'i:1' ELSE 'i:0' END";
+                break;
+            case PgType::float8:
+                typed = "'r:' || " + col + "::text";
+                break;
+            case PgType::bytea:
+                typed = "'b:' || encode(" + col + ", 'hex')";
+                break;
+            case PgType::uuid:
+                typed = "'u:' || " + col + "::text";
+                break;
         }
         const std::string o = "\"_sqlite\" -> " + sqlite::quote_literal(c.name);
-        const std::string ov =
-            "CASE " + o + " ->> 0 WHEN 'integer' THEN 'i:' || (" + o + " ->> 1) WHEN 'real' THEN "
-            "'r:' || (" + o + " ->> 1) WHEN 'text' THEN 't:' || encode(convert_to(" + o +
-            " ->> 1, 'UTF8'), 'hex') WHEN 'text-hex' THEN 't:' || (" + o + " ->> 1) WHEN 'blob' "
-            "THEN 'b:' || (" + o + " ->> 1) END";
+        const std::string ov = "CASE " + o + " ->> 0 WHEN 'integer' THEN 'i:' || (" + o +
+                               " ->> 1) WHEN 'real' THEN "
+                               "'r:' || (" +
+                               o + " ->> 1) WHEN 'text' THEN 't:' || encode(convert_to(" + o +
+                               " ->> 1, 'UTF8'), 'hex') WHEN 'text-hex' THEN 't:' || (" + o +
+                               " ->> 1) WHEN 'blob' "
+                               "THEN 'b:' || (" +
+                               o + " ->> 1) END";
         out += std::string(out.empty() ? "" : " || '|' || ") + "(CASE WHEN " + col +
                " IS NOT NULL THEN " + typed + " WHEN " + o + " IS NOT NULL THEN " + ov +
                " ELSE 'n' END)";
@@ -68,7 +89,8 @@ std::map<std::string, std::string> SyncEngine::local_canonical_rows(const std::s
     const auto& m = mapping(table);
     std::map<std::string, std::string> out;
     std::string cols;
-    for (const auto& k : m.spec->local_key) cols += (cols.empty() ? "" : ", ") + quote_identifier(k);
+    for (const auto& k : m.spec->local_key)
+        cols += (cols.empty() ? "" : ", ") + quote_identifier(k);
     for (const auto& c : m.columns) cols += ", " + quote_identifier(c.name);
     sqlite::Statement st(replica_.db(), "SELECT " + cols + " FROM " + quote_identifier(table));
     const int key_count = static_cast<int>(m.spec->local_key.size());
@@ -76,15 +98,17 @@ std::map<std::string, std::string> SyncEngine::local_canonical_rows(const std::s
         std::string uuid;
         if (m.spec->keyed_by_rowid()) {
             const auto known = ids_.by_local_id(table, st.integer(0));
-            if (!known) continue;  // never pushed: not upstream's business yet
+            if (!known)
+                continue;  // never pushed: not upstream's business yet
             uuid = known->uuid;
         } else {
             std::vector<std::string> parents;
             for (int i = 0; i < key_count; ++i)
-                if (auto p = ids_.by_local_id(m.spec->foreign_keys[static_cast<size_t>(i)].parent_table,
-                                              st.integer(i)))
+                if (auto p = ids_.by_local_id(
+                        m.spec->foreign_keys[static_cast<size_t>(i)].parent_table, st.integer(i)))
                     parents.push_back(p->uuid);
-            if (parents.size() != static_cast<size_t>(key_count)) continue;
+            if (parents.size() != static_cast<size_t>(key_count))
+                continue;
             uuid = link_row_uuid(*m.spec, parents);
         }
         std::string text;
@@ -92,9 +116,9 @@ std::map<std::string, std::string> SyncEngine::local_canonical_rows(const std::s
             const auto v = st.value(key_count + static_cast<int>(i));
             std::string part;
             if (m.columns[i].fk) {
-                const auto p = v.index() == 1 ? ids_.by_local_id(m.columns[i].fk->parent_table,
-                                                                 std::get<1>(v))
-                                              : std::nullopt;
+                const auto p = v.index() == 1
+                                   ? ids_.by_local_id(m.columns[i].fk->parent_table, std::get<1>(v))
+                                   : std::nullopt;
                 part = p ? "u:" + p->uuid : (v.index() == 0 ? "n" : "?local:" + canonical_value(v));
             } else {
                 part = canonical_value(v);
@@ -124,12 +148,14 @@ std::map<std::string, std::string> SyncEngine::local_row_hashes(const TableMappi
                                                                 const std::set<std::string>& skip) {
     std::map<std::string, std::string> out;
     for (const auto& [uuid, text] : local_canonical_rows(m.spec->name))
-        if (!skip.count(uuid)) out[uuid] = md5_hex(text);
+        if (!skip.count(uuid))
+            out[uuid] = md5_hex(text);
     return out;
 }
 
 VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
-    if (replica_.follow_schema_changes()) refresh_mappings();
+    if (replica_.follow_schema_changes())
+        refresh_mappings();
     VerifyReport report;
     // Rows with local edits not pushed yet legitimately differ: left out.
     std::map<std::string, std::set<std::string>> pending;
@@ -160,18 +186,20 @@ VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
         try {
             pqxx::read_transaction tx(upstream_.connection());
             std::map<char, std::pair<std::int64_t, std::int64_t>> up_buckets;
-            for (const auto& r : tx.exec_params(
-                     "SELECT substr(\"id\"::text, 1, 1), count(*), bit_xor(('x' || "
-                     "substr(md5(" + canonical_sql(m) + "), 1, 16))::bit(64)::bigint) FROM " +
-                         table + " WHERE NOT (\"id\" = ANY($1::uuid[])) GROUP BY 1",
-                     skip_list)) {
+            for (const auto& r :
+                 tx.exec_params("SELECT substr(\"id\"::text, 1, 1), count(*), bit_xor(('x' || "
+                                "substr(md5(" +
+                                    canonical_sql(m) + "), 1, 16))::bit(64)::bigint) FROM " +
+                                    table + " WHERE NOT (\"id\" = ANY($1::uuid[])) GROUP BY 1",
+                                skip_list)) {
                 up_buckets[r[0].as<std::string>()[0]] = {r[1].as<std::int64_t>(),
                                                          r[2].as<std::int64_t>()};
                 t.upstream_rows += r[1].as<std::int64_t>();
             }
             for (char b : std::string("0123456789abcdef")) {
                 ++t.buckets_compared;
-                if (local_buckets[b] == up_buckets[b]) continue;
+                if (local_buckets[b] == up_buckets[b])
+                    continue;
                 ++t.buckets_differing;
                 std::map<std::string, std::string> up_rows;
                 for (const auto& r : tx.exec_params(
@@ -189,7 +217,8 @@ VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
                 }
                 for (auto it = local.lower_bound(std::string(1, b));
                      it != local.end() && it->first[0] == b; ++it)
-                    if (!up_rows.count(it->first)) t.missing_upstream.push_back(it->first);
+                    if (!up_rows.count(it->first))
+                        t.missing_upstream.push_back(it->first);
             }
             tx.commit();
         } catch (...) {
@@ -197,13 +226,15 @@ VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
         }
         for (const auto* list : {&t.missing_locally, &t.missing_upstream, &t.different})
             for (const auto& uuid : *list) to_repair.emplace_back(t.table, uuid);
-        if (repair) t.repaired = static_cast<std::int64_t>(t.missing_locally.size() +
-                                                            t.missing_upstream.size() +
-                                                            t.different.size());
+        if (repair)
+            t.repaired = static_cast<std::int64_t>(t.missing_locally.size() +
+                                                   t.missing_upstream.size() + t.different.size());
         report.tables.push_back(std::move(t));
-        if (progress) progress(m.spec->name, ++done, static_cast<int>(mappings_.size()));
+        if (progress)
+            progress(m.spec->name, ++done, static_cast<int>(mappings_.size()));
     }
-    if (repair && !to_repair.empty()) refetch(to_repair);
+    if (repair && !to_repair.empty())
+        refetch(to_repair);
     return report;
 }
 

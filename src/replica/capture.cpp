@@ -19,7 +19,8 @@ std::string trigger_name(const TableSpec& spec, const char* what) {
 std::string any_differs(const std::vector<std::string>& cols) {
     std::string out;
     for (const auto& c : cols) {
-        if (!out.empty()) out += " OR ";
+        if (!out.empty())
+            out += " OR ";
         out += "OLD." + quote_identifier(c) + " IS NOT NEW." + quote_identifier(c);
     }
     return out.empty() ? "0" : out;
@@ -29,7 +30,8 @@ std::string any_differs(const std::vector<std::string>& cols) {
 std::string changed_list(const std::vector<std::string>& cols) {
     std::string out;
     for (const auto& c : cols) {
-        if (!out.empty()) out += " || ";
+        if (!out.empty())
+            out += " || ";
         out += "CASE WHEN OLD." + quote_identifier(c) + " IS NOT NEW." + quote_identifier(c) +
                " THEN " + quote_literal(c + ",") + " ELSE '' END";
     }

@@ -3,12 +3,12 @@
 // triggers in step with the live schema.
 #include "lestash_sync/replica.hpp"
 
+#include <unistd.h>
 #include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
-#include <unistd.h>
 
 #include "lestash_sync/capture.hpp"
 #include "lestash_sync/embedded_sql.hpp"
@@ -23,7 +23,8 @@ namespace {
 
 std::string_view sql_file(std::string_view name) {
     for (const auto& f : embedded_sql())
-        if (f.name == name) return f.text;
+        if (f.name == name)
+            return f.text;
     throw LocalDatabaseError("internal: SQL file " + std::string(name) + " is not built in");
 }
 
@@ -58,7 +59,8 @@ sqlite::Connection open_database(const std::string& path) {
     if (fs::is_directory(p))
         throw LocalDatabaseError("cannot open " + path +
                                  ": it is a directory — point --db at the lestash.db file");
-    if (!fs::exists(p)) create_lestash_database(path);
+    if (!fs::exists(p))
+        create_lestash_database(path);
 
     sqlite::Connection db(path, SQLITE_OPEN_READWRITE);
     if (sqlite3_db_readonly(db.handle(), "main") == 1)
@@ -72,8 +74,8 @@ sqlite::Connection open_database(const std::string& path) {
         throw LocalDatabaseError("cannot open " + path + ": " + sqlite3_errmsg(db.handle()) +
                                  " — is the path right? It should be Le Stash's lestash.db");
     }
-    if (db.query_int("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'items'") ==
-        0)
+    if (db.query_int(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'items'") == 0)
         throw SchemaError("cannot attach to " + path +
                           ": it has no items table, so it is not a Le Stash database — point "
                           "--db at lestash.db (default ~/.config/lestash/lestash.db)");
@@ -132,11 +134,11 @@ std::vector<std::string> validate_table(const std::string& path, const TableSpec
             throw SchemaError("cannot sync " + where + ": key column " + k + " is missing");
     for (const auto& k : spec.natural_key)
         if (!contains(names, k))
-            throw SchemaError("cannot sync " + where + ": natural key column " + k +
-                              " is missing");
+            throw SchemaError("cannot sync " + where + ": natural key column " + k + " is missing");
     std::vector<std::string> synced;
     for (const auto& n : names)
-        if (!(spec.keyed_by_rowid() && n == spec.local_key[0])) synced.push_back(n);
+        if (!(spec.keyed_by_rowid() && n == spec.local_key[0]))
+            synced.push_back(n);
     return synced;
 }
 
@@ -157,7 +159,9 @@ std::string enqueue_all_rows_sql(const TableSpec& spec, const std::string& op,
 
 }  // namespace
 
-int daemon_objects_version() { return static_cast<int>(daemon_migrations().size()); }
+int daemon_objects_version() {
+    return static_cast<int>(daemon_migrations().size());
+}
 
 Replica::Replica(const AttachOptions& options)
     : tables_(options.tables), db_(open_database(options.path)) {
@@ -171,7 +175,8 @@ Replica::Replica(const AttachOptions& options)
 
 const TableSpec& Replica::table(const std::string& name) const {
     for (const auto& t : tables_)
-        if (t.name == name) return t;
+        if (t.name == name)
+            return t;
     throw SchemaError("table " + name + " is not synced");
 }
 
@@ -182,7 +187,9 @@ const std::vector<std::string>& Replica::live_columns(const std::string& table) 
     return live_columns_.at(table);
 }
 
-std::int64_t Replica::schema_version() { return db_.query_int("PRAGMA schema_version"); }
+std::int64_t Replica::schema_version() {
+    return db_.query_int("PRAGMA schema_version");
+}
 
 void Replica::install_daemon_objects() {
     sqlite::Transaction txn(db_);
@@ -215,12 +222,14 @@ void Replica::ensure_replica_id() {
 std::optional<std::string> Replica::meta(const std::string& key) {
     sqlite::Statement st(db_, "SELECT value FROM _lestash_sync_meta WHERE key = ?");
     st.bind(1, key);
-    if (!st.step() || st.is_null(0)) return std::nullopt;
+    if (!st.step() || st.is_null(0))
+        return std::nullopt;
     return st.text(0);
 }
 
 void Replica::set_meta(const std::string& key, const std::string& value) {
-    sqlite::Statement st(db_, "INSERT OR REPLACE INTO _lestash_sync_meta (key, value) VALUES (?, ?)");
+    sqlite::Statement st(db_,
+                         "INSERT OR REPLACE INTO _lestash_sync_meta (key, value) VALUES (?, ?)");
     st.bind_all(key, value).run();
 }
 
@@ -232,11 +241,11 @@ void Replica::sync_capture_triggers() {
         const auto synced = validate_table(path(), spec, cols);
         const auto previous_text = meta("columns:" + spec.name);
         std::vector<std::string> previous;
-        if (previous_text) previous = nlohmann::json::parse(*previous_text).get<std::vector<std::string>>();
+        if (previous_text)
+            previous = nlohmann::json::parse(*previous_text).get<std::vector<std::string>>();
         for (const auto& c : previous)
             if (!contains(synced, c))
-                throw SchemaError("sync stopped for " + path() + ": column " + spec.name + "." +
-                                  c +
+                throw SchemaError("sync stopped for " + path() + ": column " + spec.name + "." + c +
                                   " was removed from the database after it was synced; its "
                                   "data would be lost. Restore the column (or the Le Stash "
                                   "version that had it) and restart lestash-syncd");
@@ -249,7 +258,8 @@ void Replica::sync_capture_triggers() {
                                        "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
                                        "name = ?");
             existing.bind(1, names[i]);
-            if (existing.step() && existing.text(0) == sql[i]) continue;
+            if (existing.step() && existing.text(0) == sql[i])
+                continue;
             db_.exec("DROP TRIGGER IF EXISTS " + quote_identifier(names[i]));
             db_.exec(sql[i]);
         }
@@ -262,7 +272,8 @@ void Replica::sync_capture_triggers() {
             // value in them (set by the migration itself, or written before
             // the triggers caught up) are sent as updates of that column.
             for (const auto& c : cols) {
-                if (contains(previous, c.name) || !contains(synced, c.name)) continue;
+                if (contains(previous, c.name) || !contains(synced, c.name))
+                    continue;
                 const std::string where = " WHERE " + quote_identifier(c.name) + " IS NOT (" +
                                           c.default_sql.value_or("NULL") + ")";
                 db_.exec(enqueue_all_rows_sql(spec, "U", quote_literal(c.name), where));
@@ -282,7 +293,8 @@ void Replica::sync_capture_triggers() {
                             "name LIKE '\\_lestash\\_sync\\_%' ESCAPE '\\'");
     std::vector<std::string> drop;
     while (stale.step())
-        if (!wanted.count(stale.text(0))) drop.push_back(stale.text(0));
+        if (!wanted.count(stale.text(0)))
+            drop.push_back(stale.text(0));
     for (const auto& name : drop) db_.exec("DROP TRIGGER " + quote_identifier(name));
     sqlite::Statement forget(db_, "SELECT key FROM _lestash_sync_meta WHERE key LIKE 'columns:%'");
     std::vector<std::string> forgotten;
@@ -301,7 +313,8 @@ void Replica::sync_capture_triggers() {
 }
 
 bool Replica::follow_schema_changes() {
-    if (schema_version() == schema_version_seen_) return false;
+    if (schema_version() == schema_version_seen_)
+        return false;
     const auto before = schema_version_seen_;
     sync_capture_triggers();
     return schema_version_seen_ != before;
@@ -319,15 +332,18 @@ std::vector<OutboxEntry> Replica::read_outbox(std::int64_t after_seq, int limit)
         e.seq = st.integer(0);
         e.table = st.text(1);
         e.op = st.text(2).at(0);
-        if (!st.is_null(3)) e.local_id = st.integer(3);
+        if (!st.is_null(3))
+            e.local_id = st.integer(3);
         e.row_key = st.text(4);
-        if (!st.is_null(5)) e.row_uuid = uuid_from_bytes(std::get<sqlite::Blob>(st.value(5)).bytes);
+        if (!st.is_null(5))
+            e.row_uuid = uuid_from_bytes(std::get<sqlite::Blob>(st.value(5)).bytes);
         e.link_uuids = st.text(6);
         std::string changed = st.text(7);
         for (size_t pos = 0; !changed.empty();) {
             const size_t comma = changed.find(',', pos);
             e.changed.push_back(changed.substr(pos, comma - pos));
-            if (comma == std::string::npos) break;
+            if (comma == std::string::npos)
+                break;
             pos = comma + 1;
         }
         e.captured_at = st.text(8);
@@ -336,18 +352,21 @@ std::vector<OutboxEntry> Replica::read_outbox(std::int64_t after_seq, int limit)
     return out;
 }
 
-std::int64_t Replica::outbox_depth() { return db_.query_int("SELECT count(*) FROM _lestash_sync_outbox"); }
+std::int64_t Replica::outbox_depth() {
+    return db_.query_int("SELECT count(*) FROM _lestash_sync_outbox");
+}
 
 void WritePacer::before_write() {
     const auto now = std::chrono::steady_clock::now();
-    if (now < next_write_) std::this_thread::sleep_for(next_write_ - now);
+    if (now < next_write_)
+        std::this_thread::sleep_for(next_write_ - now);
 }
 
 void WritePacer::after_write(std::chrono::steady_clock::duration held) {
     using std::chrono::milliseconds;
-    next_write_ = std::chrono::steady_clock::now() +
-                  std::clamp<std::chrono::steady_clock::duration>(held, milliseconds(1),
-                                                                  milliseconds(110));
+    next_write_ =
+        std::chrono::steady_clock::now() +
+        std::clamp<std::chrono::steady_clock::duration>(held, milliseconds(1), milliseconds(110));
 }
 
 ApplyScope::ApplyScope(sqlite::Connection& db) : db_(db), txn_(db) {

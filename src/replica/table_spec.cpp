@@ -9,19 +9,29 @@ namespace lestash {
 
 const ForeignKey* TableSpec::foreign_key(std::string_view column) const {
     for (const auto& fk : foreign_keys)
-        if (fk.column == column) return &fk;
+        if (fk.column == column)
+            return &fk;
     return nullptr;
 }
 
 const std::vector<TableSpec>& default_table_specs() {
     static const std::vector<TableSpec> specs = {
-        {"items", IdentityRule::natural_key, {"id"}, {"source_type", "source_id"},
+        {"items",
+         IdentityRule::natural_key,
+         {"id"},
+         {"source_type", "source_id"},
          {{"parent_id", "items", false}}},
         {"tags", IdentityRule::natural_key, {"id"}, {"name"}, {}},
         {"sources", IdentityRule::natural_key, {"id"}, {"source_type"}, {}},
-        {"item_history", IdentityRule::random, {"id"}, {},
+        {"item_history",
+         IdentityRule::random,
+         {"id"},
+         {},
          {{"item_id", "items", true}, {"parent_id_old", "items", false}}},
-        {"item_tags", IdentityRule::link, {"item_id", "tag_id"}, {},
+        {"item_tags",
+         IdentityRule::link,
+         {"item_id", "tag_id"},
+         {},
          {{"item_id", "items", true}, {"tag_id", "tags", true}}},
         {"sync_log", IdentityRule::random, {"id"}, {}, {}},
     };
@@ -42,7 +52,8 @@ std::vector<TableSpec> select_tables(const std::vector<std::string>& names) {
     }
     std::vector<TableSpec> out;
     for (const auto& spec : default_table_specs())
-        if (std::find(names.begin(), names.end(), spec.name) != names.end()) out.push_back(spec);
+        if (std::find(names.begin(), names.end(), spec.name) != names.end())
+            out.push_back(spec);
     for (const auto& spec : out)
         for (const auto& fk : spec.foreign_keys)
             if (fk.parent_table != spec.name &&

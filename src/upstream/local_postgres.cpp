@@ -29,7 +29,8 @@ std::string find_bin_dir() {
     for (int v = 17; v >= 13; --v)
         candidates.emplace_back("/usr/lib/postgresql/" + std::to_string(v) + "/bin");
     for (const auto& c : candidates)
-        if (fs::exists(c / "initdb") && fs::exists(c / "postgres")) return c.string();
+        if (fs::exists(c / "initdb") && fs::exists(c / "postgres"))
+            return c.string();
     throw std::runtime_error(
         "no PostgreSQL server binaries under /usr/lib/postgresql/*/bin — install them "
         "(apt-get install postgresql-15)");
@@ -53,10 +54,13 @@ int free_port() {
 
 // The unprivileged account servers run as when the tests run as root.
 const passwd* server_account() {
-    if (::geteuid() != 0) return nullptr;
+    if (::geteuid() != 0)
+        return nullptr;
     const passwd* pw = ::getpwnam("postgres");
-    if (!pw) pw = ::getpwnam("nobody");
-    if (!pw) throw std::runtime_error("running as root and no 'postgres' or 'nobody' user exists");
+    if (!pw)
+        pw = ::getpwnam("nobody");
+    if (!pw)
+        throw std::runtime_error("running as root and no 'postgres' or 'nobody' user exists");
     return pw;
 }
 
@@ -65,11 +69,15 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path) {
     const passwd* pw = server_account();
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
-    if (pid < 0) throw std::runtime_error("fork failed");
-    if (pid > 0) return pid;
-    if (pw && (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)) _exit(126);
+    if (pid < 0)
+        throw std::runtime_error("fork failed");
+    if (pid > 0)
+        return pid;
+    if (pw && (::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0))
+        _exit(126);
     ::prctl(PR_SET_PDEATHSIG, SIGQUIT);  // set after setuid, which clears it
-    if (::getppid() != parent) _exit(125);
+    if (::getppid() != parent)
+        _exit(125);
     ::setsid();
     std::FILE* log = std::fopen(log_path.c_str(), "a");
     if (log) {
@@ -102,7 +110,8 @@ LocalPostgres::LocalPostgres(LocalPostgresOptions options)
     : options_(std::move(options)), bin_dir_(find_bin_dir()) {
     if (options_.data_dir.empty()) {
         std::string tmpl = (fs::temp_directory_path() / "lestash-pg-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("cannot create a temp dir for Postgres");
+        if (!::mkdtemp(tmpl.data()))
+            throw std::runtime_error("cannot create a temp dir for Postgres");
         temp_dir_ = tmpl;
         data_dir_ = (temp_dir_ / "data").string();
         socket_dir_ = temp_dir_.string();
@@ -123,29 +132,31 @@ LocalPostgres::LocalPostgres(LocalPostgresOptions options)
                                        "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"},
                                       log));
         if (rc != 0)
-            throw std::runtime_error("initdb failed (" + std::to_string(rc) + "):\n" + tail_of(log));
+            throw std::runtime_error("initdb failed (" + std::to_string(rc) + "):\n" +
+                                     tail_of(log));
         // Unix socket and the superuser over loopback: trust. Every other
         // role over TCP must authenticate with its password.
-        std::ofstream(data_dir_ + "/pg_hba.conf")
-            << "local all all trust\n"
-               "host all postgres 127.0.0.1/32 trust\n"
-               "host all all 127.0.0.1/32 scram-sha-256\n";
+        std::ofstream(data_dir_ + "/pg_hba.conf") << "local all all trust\n"
+                                                     "host all postgres 127.0.0.1/32 trust\n"
+                                                     "host all all 127.0.0.1/32 scram-sha-256\n";
     }
-    if (options_.listen_tcp) port_ = free_port();
+    if (options_.listen_tcp)
+        port_ = free_port();
     start();
 }
 
 void LocalPostgres::start() {
     const std::string log = (fs::path(data_dir_).parent_path() / "server.log").string();
-    pid_ = spawn({bin_dir_ + "/postgres", "-D", data_dir_, "-p", std::to_string(port_), "-k",
-                  socket_dir_, "-c",
-                  std::string("listen_addresses=") + (options_.listen_tcp ? "127.0.0.1" : ""), "-c",
-                  std::string("fsync=") + (options_.durable ? "on" : "off"), "-c",
-                  "max_connections=200", "-c", "shared_buffers=32MB"},
-                 log);
+    pid_ = spawn(
+        {bin_dir_ + "/postgres", "-D", data_dir_, "-p", std::to_string(port_), "-k", socket_dir_,
+         "-c", std::string("listen_addresses=") + (options_.listen_tcp ? "127.0.0.1" : ""), "-c",
+         std::string("fsync=") + (options_.durable ? "on" : "off"), "-c", "max_connections=200",
+         "-c", "shared_buffers=32MB"},
+        log);
     const std::string ci = conninfo() + " connect_timeout=2";
     for (int i = 0; i < 300; ++i) {
-        if (PQping(ci.c_str()) == PQPING_OK) return;
+        if (PQping(ci.c_str()) == PQPING_OK)
+            return;
         int status = 0;
         if (::waitpid(pid_, &status, WNOHANG) == pid_) {
             pid_ = -1;
@@ -158,7 +169,8 @@ void LocalPostgres::start() {
 }
 
 void LocalPostgres::stop(const std::string& mode) {
-    if (pid_ <= 0) return;
+    if (pid_ <= 0)
+        return;
     const int sig = mode == "smart" ? SIGTERM : mode == "immediate" ? SIGQUIT : SIGINT;
     ::kill(pid_, sig);
     wait_for(pid_);
@@ -171,7 +183,8 @@ LocalPostgres::~LocalPostgres() {
     } catch (...) {
     }
     std::error_code ignored;
-    if (!temp_dir_.empty()) fs::remove_all(temp_dir_, ignored);
+    if (!temp_dir_.empty())
+        fs::remove_all(temp_dir_, ignored);
 }
 
 std::string LocalPostgres::conninfo(const std::string& dbname) const {
@@ -180,28 +193,28 @@ std::string LocalPostgres::conninfo(const std::string& dbname) const {
 }
 
 std::string LocalPostgres::conninfo_as(const std::string& user, const std::string& password,
-                                           const std::string& dbname) const {
+                                       const std::string& dbname) const {
     return "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + user +
            " password=" + password + " dbname=" + dbname;
 }
 
 void LocalPostgres::exec(const std::string& sql, const std::string& dbname) const {
     std::unique_ptr<PGconn, decltype(&PQfinish)> conn(PQconnectdb(conninfo(dbname).c_str()),
-                                                       &PQfinish);
+                                                      &PQfinish);
     if (PQstatus(conn.get()) != CONNECTION_OK)
         throw std::runtime_error(std::string("cannot connect: ") + PQerrorMessage(conn.get()));
     std::unique_ptr<PGresult, decltype(&PQclear)> res(PQexec(conn.get(), sql.c_str()), &PQclear);
     const auto st = PQresultStatus(res.get());
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        throw std::runtime_error("SQL failed: " + std::string(PQerrorMessage(conn.get())) +
-                                 "\n" + sql.substr(0, 200));
+        throw std::runtime_error("SQL failed: " + std::string(PQerrorMessage(conn.get())) + "\n" +
+                                 sql.substr(0, 200));
 }
 
 std::string LocalPostgres::create_database(const std::string& prefix) {
-    const std::string name = prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(next_db_++);
+    const std::string name =
+        prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(next_db_++);
     exec("CREATE DATABASE " + name);
     return name;
 }
-
 
 }  // namespace lestash

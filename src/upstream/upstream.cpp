@@ -9,7 +9,8 @@ namespace lestash {
 
 const UpstreamColumn* UpstreamTable::find(const std::string& column) const {
     for (const auto& c : columns)
-        if (c.name == column) return &c;
+        if (c.name == column)
+            return &c;
     return nullptr;
 }
 
@@ -17,14 +18,17 @@ std::string describe_target(const std::string& conninfo) {
     char* err = nullptr;
     PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
     if (!opts) {
-        if (err) PQfreemem(err);
+        if (err)
+            PQfreemem(err);
         return "(unparseable conninfo)";
     }
     std::map<std::string, std::string> v;
     for (auto* o = opts; o->keyword; ++o)
-        if (o->val) v[o->keyword] = o->val;
+        if (o->val)
+            v[o->keyword] = o->val;
     PQconninfoFree(opts);
-    if (v.count("service")) return "service=" + v["service"];
+    if (v.count("service"))
+        return "service=" + v["service"];
     auto env = [](const char* name, const char* fallback) {
         const char* e = std::getenv(name);
         return std::string(e && *e ? e : fallback);
@@ -37,8 +41,8 @@ std::string describe_target(const std::string& conninfo) {
 }
 
 bool is_transient_sqlstate(const std::string& s) {
-    return s == "40001" || s == "40P01" || s.rfind("08", 0) == 0 || s == "57P01" ||
-           s == "57P02" || s == "57P03" || s.rfind("53", 0) == 0 || s == "55P03" || s == "57014";
+    return s == "40001" || s == "40P01" || s.rfind("08", 0) == 0 || s == "57P01" || s == "57P02" ||
+           s == "57P03" || s.rfind("53", 0) == 0 || s == "55P03" || s == "57014";
 }
 
 void rethrow_as_upstream_error(const std::string& doing) {
@@ -49,9 +53,9 @@ void rethrow_as_upstream_error(const std::string& doing) {
     } catch (const pqxx::broken_connection& e) {
         throw UpstreamError(doing + ": connection to Postgres lost: " + e.what(), true, "08006");
     } catch (const pqxx::in_doubt_error& e) {
-        throw UpstreamError(doing + ": commit outcome unknown (will be retried safely): " +
-                                e.what(),
-                            true, "08007");
+        throw UpstreamError(
+            doing + ": commit outcome unknown (will be retried safely): " + e.what(), true,
+            "08007");
     } catch (const pqxx::sql_error& e) {
         const std::string state = e.sqlstate();
         throw UpstreamError(doing + ": " + e.what(), is_transient_sqlstate(state), state);
@@ -81,7 +85,8 @@ Upstream::Upstream(const std::string& conninfo) : target_(describe_target(connin
     }
     // Exact values: every float8 printed with its shortest exact form, bytea as hex.
     pqxx::nontransaction setup(*conn_);
-    setup.exec("SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'");
+    setup.exec(
+        "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'");
 }
 
 int Upstream::schema_version() {
@@ -98,7 +103,8 @@ int Upstream::schema_version() {
 
 void Upstream::require_schema() {
     const int version = schema_version();
-    if (version >= kRequiredUpstreamVersion) return;
+    if (version >= kRequiredUpstreamVersion)
+        return;
     throw UpstreamError(
         version == 0
             ? "Postgres at " + target_ +
@@ -126,7 +132,8 @@ UpstreamSchema Upstream::read_schema(const std::vector<TableSpec>& tables) {
                                     false);
             for (const auto& r : rows) {
                 const std::string name = r[0].as<std::string>();
-                if (name == "id" || name[0] == '_') continue;
+                if (name == "id" || name[0] == '_')
+                    continue;
                 t.columns.push_back({name, pg_type_from_name(r[1].as<std::string>())});
             }
             out.emplace(spec.name, std::move(t));

@@ -10,12 +10,18 @@
 namespace lestash {
 
 PgType pg_type_from_name(std::string_view t) {
-    if (t == "text" || t == "character varying") return PgType::text;
-    if (t == "bigint" || t == "integer" || t == "smallint") return PgType::bigint;
-    if (t == "boolean") return PgType::boolean;
-    if (t == "double precision" || t == "real") return PgType::float8;
-    if (t == "bytea") return PgType::bytea;
-    if (t == "uuid") return PgType::uuid;
+    if (t == "text" || t == "character varying")
+        return PgType::text;
+    if (t == "bigint" || t == "integer" || t == "smallint")
+        return PgType::bigint;
+    if (t == "boolean")
+        return PgType::boolean;
+    if (t == "double precision" || t == "real")
+        return PgType::float8;
+    if (t == "bytea")
+        return PgType::bytea;
+    if (t == "uuid")
+        return PgType::uuid;
     throw UpstreamError("upstream column type \"" + std::string(t) +
                             "\" cannot be mapped to SQLite — run the lestash-sync migrations "
                             "unchanged",
@@ -24,12 +30,18 @@ PgType pg_type_from_name(std::string_view t) {
 
 const char* pg_type_sql(PgType t) {
     switch (t) {
-        case PgType::text: return "text";
-        case PgType::bigint: return "bigint";
-        case PgType::boolean: return "boolean";
-        case PgType::float8: return "double precision";
-        case PgType::bytea: return "bytea";
-        case PgType::uuid: return "uuid";
+        case PgType::text:
+            return "text";
+        case PgType::bigint:
+            return "bigint";
+        case PgType::boolean:
+            return "boolean";
+        case PgType::float8:
+            return "double precision";
+        case PgType::bytea:
+            return "bytea";
+        case PgType::uuid:
+            return "uuid";
     }
     return "text";
 }
@@ -41,7 +53,8 @@ bool is_valid_utf8(std::string_view s) {
         size_t n;
         std::uint32_t cp;
         if (c < 0x80) {
-            if (c == 0) return false;  // Postgres text cannot hold NUL
+            if (c == 0)
+                return false;  // Postgres text cannot hold NUL
             ++i;
             continue;
         } else if ((c & 0xE0) == 0xC0) {
@@ -53,10 +66,12 @@ bool is_valid_utf8(std::string_view s) {
         } else {
             return false;
         }
-        if (i + n >= s.size()) return false;  // truncated sequence
+        if (i + n >= s.size())
+            return false;  // truncated sequence
         for (size_t k = 1; k <= n; ++k) {
             const auto cc = static_cast<unsigned char>(s[i + k]);
-            if ((cc & 0xC0) != 0x80) return false;
+            if ((cc & 0xC0) != 0x80)
+                return false;
             cp = (cp << 6) | (cc & 0x3F);
         }
         if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
@@ -80,12 +95,16 @@ std::string to_hex(std::string_view bytes) {
 
 std::string from_hex(std::string_view hex) {
     auto nibble = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        if (c >= '0' && c <= '9')
+            return c - '0';
+        if (c >= 'a' && c <= 'f')
+            return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+            return c - 'A' + 10;
         throw std::invalid_argument("bad hex digit");
     };
-    if (hex.size() % 2) throw std::invalid_argument("odd hex length");
+    if (hex.size() % 2)
+        throw std::invalid_argument("odd hex length");
     std::string out(hex.size() / 2, '\0');
     for (size_t i = 0; i < out.size(); ++i)
         out[i] = static_cast<char>(nibble(hex[2 * i]) << 4 | nibble(hex[2 * i + 1]));
@@ -93,7 +112,8 @@ std::string from_hex(std::string_view hex) {
 }
 
 std::string exact_real_text(double d) {
-    if (std::isinf(d)) return d > 0 ? "Infinity" : "-Infinity";
+    if (std::isinf(d))
+        return d > 0 ? "Infinity" : "-Infinity";
     char buf[64];
     const auto r = std::to_chars(buf, buf + sizeof buf, d);
     return std::string(buf, r.ptr);
@@ -103,20 +123,26 @@ namespace {
 
 nlohmann::json override_of(const sqlite::Value& v) {
     switch (v.index()) {
-        case 1: return {"integer", std::to_string(std::get<1>(v))};
-        case 2: return {"real", exact_real_text(std::get<2>(v))};
+        case 1:
+            return {"integer", std::to_string(std::get<1>(v))};
+        case 2:
+            return {"real", exact_real_text(std::get<2>(v))};
         case 3: {
             const auto& s = std::get<3>(v);
-            if (is_valid_utf8(s)) return {"text", s};
+            if (is_valid_utf8(s))
+                return {"text", s};
             return {"text-hex", to_hex(s)};
         }
-        default: return {"blob", to_hex(std::get<sqlite::Blob>(v).bytes)};
+        default:
+            return {"blob", to_hex(std::get<sqlite::Blob>(v).bytes)};
     }
 }
 
 double parse_real(const std::string& s) {
-    if (s == "Infinity") return INFINITY;
-    if (s == "-Infinity") return -INFINITY;
+    if (s == "Infinity")
+        return INFINITY;
+    if (s == "-Infinity")
+        return -INFINITY;
     double d = 0;
     const auto r = std::from_chars(s.data(), s.data() + s.size(), d);
     if (r.ec != std::errc() || r.ptr != s.data() + s.size())
@@ -135,25 +161,31 @@ std::int64_t parse_integer(const std::string& s) {
 }  // namespace
 
 EncodedValue encode_value(const sqlite::Value& v, PgType type) {
-    if (v.index() == 0) return {nullptr, std::nullopt};
+    if (v.index() == 0)
+        return {nullptr, std::nullopt};
     switch (type) {
         case PgType::text:
-            if (v.index() == 3 && is_valid_utf8(std::get<3>(v))) return {std::get<3>(v), std::nullopt};
+            if (v.index() == 3 && is_valid_utf8(std::get<3>(v)))
+                return {std::get<3>(v), std::nullopt};
             break;
         case PgType::bigint:
-            if (v.index() == 1) return {std::get<1>(v), std::nullopt};
+            if (v.index() == 1)
+                return {std::get<1>(v), std::nullopt};
             break;
         case PgType::boolean:
             if (v.index() == 1 && (std::get<1>(v) == 0 || std::get<1>(v) == 1))
                 return {std::get<1>(v) == 1, std::nullopt};
             break;
         case PgType::float8:
-            if (v.index() == 2 && std::isfinite(std::get<2>(v))) return {std::get<2>(v), std::nullopt};
+            if (v.index() == 2 && std::isfinite(std::get<2>(v)))
+                return {std::get<2>(v), std::nullopt};
             break;
         case PgType::bytea:
-            if (v.index() == 4) return {"\\x" + to_hex(std::get<4>(v).bytes), std::nullopt};
+            if (v.index() == 4)
+                return {"\\x" + to_hex(std::get<4>(v).bytes), std::nullopt};
             break;
-        case PgType::uuid: break;
+        case PgType::uuid:
+            break;
     }
     return {nullptr, override_of(v)};
 }
@@ -165,23 +197,33 @@ sqlite::Value decode_value(const std::optional<std::string>& text, PgType type,
             return std::monostate{};
         const std::string cls = (*override_entry)[0].get<std::string>();
         const std::string val = (*override_entry)[1].get<std::string>();
-        if (cls == "integer") return parse_integer(val);
-        if (cls == "real") return parse_real(val);
-        if (cls == "text") return val;
-        if (cls == "text-hex") return from_hex(val);
-        if (cls == "blob") return sqlite::Blob{from_hex(val)};
+        if (cls == "integer")
+            return parse_integer(val);
+        if (cls == "real")
+            return parse_real(val);
+        if (cls == "text")
+            return val;
+        if (cls == "text-hex")
+            return from_hex(val);
+        if (cls == "blob")
+            return sqlite::Blob{from_hex(val)};
         throw UpstreamError("unknown storage class \"" + cls + "\" in _sqlite", false);
     }
     switch (type) {
-        case PgType::text: return *text;
-        case PgType::bigint: return parse_integer(*text);
-        case PgType::boolean: return std::int64_t{*text == "t" ? 1 : 0};
-        case PgType::float8: return parse_real(*text);
+        case PgType::text:
+            return *text;
+        case PgType::bigint:
+            return parse_integer(*text);
+        case PgType::boolean:
+            return std::int64_t{*text == "t" ? 1 : 0};
+        case PgType::float8:
+            return parse_real(*text);
         case PgType::bytea:
             if (text->rfind("\\x", 0) != 0)
                 throw UpstreamError("bytea not in hex format; set bytea_output = hex", false);
             return sqlite::Blob{from_hex(std::string_view(*text).substr(2))};
-        case PgType::uuid: return *text;  // translated to a local id by the caller
+        case PgType::uuid:
+            return *text;  // translated to a local id by the caller
     }
     return std::monostate{};
 }

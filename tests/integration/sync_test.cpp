@@ -2,10 +2,10 @@
 // change-log reader, column-level merge, history, deletes, bad input.
 #include <catch2/catch.hpp>
 
-#include <pqxx/pqxx>
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <pqxx/pqxx>
 #include <random>
 #include <thread>
 
@@ -86,23 +86,27 @@ line	tab', 'ü', '2024-01-02T03:04:05', '2024-01-02 03:04:05.123456', 1,
         "typeof(is_own_content) || quote(metadata) || typeof(metadata), '\n') FROM (SELECT * FROM "
         "items ORDER BY source_type, source_id)";
     CHECK(one_text(a.replica().db(), items) == one_text(b.replica().db(), items));
-    CHECK(one_text(b.replica().db(), "SELECT typeof(created_at) FROM items WHERE source_id = 'ints'") ==
-          "integer");
-    CHECK(one_text(b.replica().db(), "SELECT quote(fetched_at) FROM items WHERE source_id = 'ints'") ==
+    CHECK(one_text(b.replica().db(),
+                   "SELECT typeof(created_at) FROM items WHERE source_id = 'ints'") == "integer");
+    CHECK(one_text(b.replica().db(),
+                   "SELECT quote(fetched_at) FROM items WHERE source_id = 'ints'") ==
           "-9223372036854775808");
     CHECK(one_text(b.replica().db(), "SELECT hex(content) FROM items WHERE source_id = 'blobs'") ==
           "61006200");
-    CHECK(one_text(b.replica().db(), "SELECT typeof(content) FROM items WHERE source_id = 'blobs'") ==
-          "text");
+    CHECK(one_text(b.replica().db(),
+                   "SELECT typeof(content) FROM items WHERE source_id = 'blobs'") == "text");
     CHECK(one_text(b.replica().db(), "SELECT quote(metadata) FROM items WHERE source_id = 'é'") ==
           "'{\"a\":1,  \"b\" : [true, null]}'");
-    CHECK(one_text(b.replica().db(), "SELECT typeof(created_at) || quote(created_at) FROM items "
-                                     "WHERE source_id = 'reals'") == "real1.5");
-    CHECK(one_text(b.replica().db(), "SELECT quote(is_own_content) || quote(metadata) FROM items "
-                                     "WHERE source_id = 'reals'") == "0.1'1.0e+308'");
+    CHECK(one_text(b.replica().db(),
+                   "SELECT typeof(created_at) || quote(created_at) FROM items "
+                   "WHERE source_id = 'reals'") == "real1.5");
+    CHECK(one_text(b.replica().db(),
+                   "SELECT quote(is_own_content) || quote(metadata) FROM items "
+                   "WHERE source_id = 'reals'") == "0.1'1.0e+308'");
 }
 
-TEST_CASE("a retried push whose acknowledgement was lost is not applied twice", "[sync][exactly-once]") {
+TEST_CASE("a retried push whose acknowledgement was lost is not applied twice",
+          "[sync][exactly-once]") {
     const auto up = fresh_upstream();
     TempDir dir;
     bool crash = true;
@@ -111,8 +115,10 @@ TEST_CASE("a retried push whose acknowledgement was lost is not applied twice", 
         if (point == "push:after-commit" && crash) {
             crash = false;
             // The connection dies right after COMMIT: the outbox delete never happens.
-            shared_postgres().exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
-                                   "usename = 'lestash_daemon_test' AND datname = '" + up.name + "'");
+            shared_postgres().exec(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                "usename = 'lestash_daemon_test' AND datname = '" +
+                up.name + "'");
             throw std::runtime_error("simulated crash after commit");
         }
     };
@@ -176,12 +182,14 @@ TEST_CASE("a change whose transaction commits after a later-numbered one is not 
     b.sync();
     pqxx::connection slow_conn(up.admin_conninfo), fast_conn(up.admin_conninfo);
     pqxx::work slow(slow_conn);
-    slow.exec("INSERT INTO lestash.items (id, source_type, content) VALUES "
-              "('00000000-0000-4000-8000-000000000001', 'psql', 'slow writer')");
+    slow.exec(
+        "INSERT INTO lestash.items (id, source_type, content) VALUES "
+        "('00000000-0000-4000-8000-000000000001', 'psql', 'slow writer')");
     {
         pqxx::work fast(fast_conn);
-        fast.exec("INSERT INTO lestash.items (id, source_type, content) VALUES "
-                  "('00000000-0000-4000-8000-000000000002', 'psql', 'fast writer')");
+        fast.exec(
+            "INSERT INTO lestash.items (id, source_type, content) VALUES "
+            "('00000000-0000-4000-8000-000000000002', 'psql', 'fast writer')");
         fast.commit();
     }
     // The fast transaction's change-log entry is numbered after the slow
@@ -195,9 +203,10 @@ TEST_CASE("a change whose transaction commits after a later-numbered one is not 
     require_converged(b);
 }
 
-TEST_CASE("edits of different columns on two replicas both survive; the same column records a "
-          "conflict",
-          "[sync][conflict]") {
+TEST_CASE(
+    "edits of different columns on two replicas both survive; the same column records a "
+    "conflict",
+    "[sync][conflict]") {
     const auto up = fresh_upstream();
     TempDir dir;
     TestReplica a(dir.file("a.db"), up.daemon_conninfo);
@@ -208,8 +217,10 @@ TEST_CASE("edits of different columns on two replicas both survive; the same col
     const auto id_b = b.replica().db().query_int("SELECT id FROM items WHERE source_id = 'p1'");
 
     SECTION("different columns") {
-        app_a.db().exec("UPDATE items SET title = 'title from A' WHERE id = " + std::to_string(id_a));
-        app_b.db().exec("UPDATE items SET author = 'author from B' WHERE id = " + std::to_string(id_b));
+        app_a.db().exec("UPDATE items SET title = 'title from A' WHERE id = " +
+                        std::to_string(id_a));
+        app_b.db().exec("UPDATE items SET author = 'author from B' WHERE id = " +
+                        std::to_string(id_b));
         // B pulls before pushing: A's change waits for B's pending edit.
         b.engine().pull_all();
         a.sync();
@@ -225,7 +236,8 @@ TEST_CASE("edits of different columns on two replicas both survive; the same col
     }
     SECTION("the same column") {
         app_a.db().exec("UPDATE items SET title = 'A wins?' WHERE id = " + std::to_string(id_a));
-        app_b.db().exec("UPDATE items SET title = 'B arrives later' WHERE id = " + std::to_string(id_b));
+        app_b.db().exec("UPDATE items SET title = 'B arrives later' WHERE id = " +
+                        std::to_string(id_b));
         a.sync();
         b.sync();
         sync_until_quiet({&a, &b});
@@ -235,8 +247,9 @@ TEST_CASE("edits of different columns on two replicas both survive; the same col
         }
         pqxx::connection pg(up.admin_conninfo);
         pqxx::nontransaction q(pg);
-        const auto c = q.exec("SELECT column_name, winner_value #>> '{}', loser_value #>> '{}', "
-                              "winner_origin::text, loser_origin::text FROM lestash.conflicts");
+        const auto c = q.exec(
+            "SELECT column_name, winner_value #>> '{}', loser_value #>> '{}', "
+            "winner_origin::text, loser_origin::text FROM lestash.conflicts");
         REQUIRE(c.size() == 1);
         CHECK(c[0][0].as<std::string>() == "title");
         CHECK(c[0][1].as<std::string>() == "B arrives later");
@@ -261,10 +274,13 @@ TEST_CASE("a pending local edit is not overwritten by a pull, and only that row 
     app_b.db().exec("UPDATE items SET content = 'local edit' WHERE source_id = 'p1'");
     const auto pulled = b.engine().pull_all();
     CHECK(pulled.deferred == 1);
-    CHECK(one_text(b.replica().db(), "SELECT content FROM items WHERE source_id = 'p1'") == "local edit");
-    CHECK(one_text(b.replica().db(), "SELECT content FROM items WHERE source_id = 'p2'") == "remote edit");
+    CHECK(one_text(b.replica().db(), "SELECT content FROM items WHERE source_id = 'p1'") ==
+          "local edit");
+    CHECK(one_text(b.replica().db(), "SELECT content FROM items WHERE source_id = 'p2'") ==
+          "remote edit");
     sync_until_quiet({&a, &b});
-    CHECK(one_text(a.replica().db(), "SELECT content FROM items WHERE source_id = 'p1'") == "local edit");
+    CHECK(one_text(a.replica().db(), "SELECT content FROM items WHERE source_id = 'p1'") ==
+          "local edit");
     require_converged(a);
     require_converged(b);
 }
@@ -338,9 +354,10 @@ TEST_CASE("the same post imported on two replicas becomes one row", "[sync][iden
 TEST_CASE("a change Postgres refuses for good becomes a dead letter and the rest flows",
           "[sync][dead-letter]") {
     const auto up = fresh_upstream();
-    shared_postgres().exec("ALTER TABLE lestash.items ADD CONSTRAINT test_no_rejects CHECK (title "
-                           "IS DISTINCT FROM 'reject me')",
-                           up.name);
+    shared_postgres().exec(
+        "ALTER TABLE lestash.items ADD CONSTRAINT test_no_rejects CHECK (title "
+        "IS DISTINCT FROM 'reject me')",
+        up.name);
     TempDir dir;
     TestReplica a(dir.file("a.db"), up.daemon_conninfo);
     AppWriter app(a.path());
@@ -430,8 +447,9 @@ TEST_CASE("bad upstream input gets a clear error and loses nothing from the outb
         {
             sqlite::Connection db(odd, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
             db.exec(read_file(schema_fixture(11)));
-            db.exec("CREATE TABLE items_new (id TEXT PRIMARY KEY, source_type TEXT, source_id "
-                    "TEXT, content TEXT); DROP TABLE items; ALTER TABLE items_new RENAME TO items;");
+            db.exec(
+                "CREATE TABLE items_new (id TEXT PRIMARY KEY, source_type TEXT, source_id "
+                "TEXT, content TEXT); DROP TABLE items; ALTER TABLE items_new RENAME TO items;");
         }
         CHECK_THROWS_WITH(Replica({odd}), Catch::Contains("INTEGER PRIMARY KEY"));
     }
@@ -443,15 +461,17 @@ TEST_CASE("verify finds rows that differ from Postgres and repairs only those", 
     TempDir dir;
     TestReplica a(dir.file("a.db"), up.daemon_conninfo);
     AppWriter app(a.path());
-    for (int i = 0; i < 40; ++i) app.upsert_item(post("p" + std::to_string(i), "content " + std::to_string(i)));
+    for (int i = 0; i < 40; ++i)
+        app.upsert_item(post("p" + std::to_string(i), "content " + std::to_string(i)));
     a.sync();
     CHECK(a.engine().verify(false).matches());
 
     // Divergence the change log cannot explain: a change Postgres never
     // announced, a local write the triggers never saw, a row lost locally.
-    shared_postgres().exec("UPDATE lestash.items SET title = 'silently changed' WHERE source_id = "
-                           "'p3'; DELETE FROM lestash.change_log;",
-                           up.name);
+    shared_postgres().exec(
+        "UPDATE lestash.items SET title = 'silently changed' WHERE source_id = "
+        "'p3'; DELETE FROM lestash.change_log;",
+        up.name);
     {
         ApplyScope tamper(a.replica().db());
         a.replica().db().exec("UPDATE items SET content = 'bit rot' WHERE source_id = 'p7'");
@@ -459,7 +479,8 @@ TEST_CASE("verify finds rows that differ from Postgres and repairs only those", 
         tamper.commit();
     }
     int progress_calls = 0;
-    const auto report = a.engine().verify(false, [&](const std::string&, int, int) { ++progress_calls; });
+    const auto report =
+        a.engine().verify(false, [&](const std::string&, int, int) { ++progress_calls; });
     CHECK_FALSE(report.matches());
     CHECK(progress_calls == 6);
     const auto& items = report.tables.front();
@@ -474,7 +495,8 @@ TEST_CASE("verify finds rows that differ from Postgres and repairs only those", 
     CHECK(a.engine().verify(false).matches());
     CHECK(one_text(a.replica().db(), "SELECT title FROM items WHERE source_id = 'p3'") ==
           "silently changed");
-    CHECK(one_text(a.replica().db(), "SELECT content FROM items WHERE source_id = 'p7'") == "content 7");
+    CHECK(one_text(a.replica().db(), "SELECT content FROM items WHERE source_id = 'p7'") ==
+          "content 7");
     CHECK(a.replica().db().query_int("SELECT count(*) FROM items") == 40);
     CHECK(a.replica().outbox_depth() == 0);  // repairs are not captured as local changes
     require_converged(a);
@@ -497,8 +519,9 @@ TEST_CASE("a replica offline longer than the change log keeps resyncs in full", 
     CHECK(count(pg, "SELECT lestash.compact_change_log('0 seconds')") > 0);
     CHECK(count(pg, "SELECT count(*) FROM lestash.change_log") == 0);
     b.sync();
-    CHECK(one_text(b.replica().db(), "SELECT group_concat(source_id, ',') FROM (SELECT source_id "
-                                     "FROM items ORDER BY source_id)") == "kept,new");
+    CHECK(one_text(b.replica().db(),
+                   "SELECT group_concat(source_id, ',') FROM (SELECT source_id "
+                   "FROM items ORDER BY source_id)") == "kept,new");
     require_converged(b);
 }
 
@@ -510,7 +533,8 @@ TEST_CASE("a large pull never locks the app out", "[sync][app]") {
         AppWriter app(a.path());
         sqlite::Transaction txn(app.db());
         for (int i = 0; i < 6000; ++i)
-            app.insert_item(post("bulk" + std::to_string(i), std::string(1200, 'x') + std::to_string(i)));
+            app.insert_item(
+                post("bulk" + std::to_string(i), std::string(1200, 'x') + std::to_string(i)));
         txn.commit();
     }
     a.sync();
@@ -529,11 +553,12 @@ TEST_CASE("a large pull never locks the app out", "[sync][app]") {
                 app.insert_item(note);
                 ++writes;
             } catch (const LocalDatabaseError& e) {
-                if (std::string(e.what()).find("locked") != std::string::npos) ++locked;
+                if (std::string(e.what()).find("locked") != std::string::npos)
+                    ++locked;
             }
-            worst_wait_ms = std::max(
-                worst_wait_ms,
-                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+            worst_wait_ms = std::max(worst_wait_ms, std::chrono::duration<double, std::milli>(
+                                                        std::chrono::steady_clock::now() - t0)
+                                                        .count());
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
         }
     });
@@ -543,12 +568,14 @@ TEST_CASE("a large pull never locks the app out", "[sync][app]") {
     WARN("app writes during the pull: " << writes << ", longest wait " << worst_wait_ms << " ms");
     CHECK(locked == 0);
     CHECK(writes > 0);
-    CHECK(b.replica().db().query_int("SELECT count(*) FROM items WHERE source_type = 'bluesky'") == 6000);
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM items WHERE source_type = 'bluesky'") ==
+          6000);
     sync_until_quiet({&a, &b});
     require_converged(b);
 }
 
-TEST_CASE("random values of every storage class round-trip exactly (property)", "[sync][property]") {
+TEST_CASE("random values of every storage class round-trip exactly (property)",
+          "[sync][property]") {
     const unsigned seed = 777;
     const auto up = fresh_upstream();
     TempDir dir;
@@ -558,7 +585,8 @@ TEST_CASE("random values of every storage class round-trip exactly (property)", 
     auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
     auto random_value = [&]() -> sqlite::Value {
         switch (pick(7)) {
-            case 0: return std::monostate{};
+            case 0:
+                return std::monostate{};
             case 1: {
                 static const std::int64_t edges[] = {0, 1, -1, INT64_MAX, INT64_MIN, 2, 255};
                 return pick(2) ? static_cast<std::int64_t>(rng()) : edges[pick(7)];
@@ -577,8 +605,15 @@ TEST_CASE("random values of every storage class round-trip exactly (property)", 
                 return s;  // arbitrary bytes: often not UTF-8, sometimes NUL
             }
             case 4: {
-                static const char* texts[] = {"", " ", "ascii", "ünïcødé", "😀 emoji", "{\"a\": 1}",
-                                              "2024-01-01 10:00:00", "line\nbreak", "'quote\""};
+                static const char* texts[] = {"",
+                                              " ",
+                                              "ascii",
+                                              "ünïcødé",
+                                              "😀 emoji",
+                                              "{\"a\": 1}",
+                                              "2024-01-01 10:00:00",
+                                              "line\nbreak",
+                                              "'quote\""};
                 return std::string(texts[pick(9)]);
             }
             case 5: {
@@ -586,7 +621,8 @@ TEST_CASE("random values of every storage class round-trip exactly (property)", 
                 for (int i = pick(20); i > 0; --i) bytes += static_cast<char>(pick(256));
                 return sqlite::Blob{bytes};
             }
-            default: return std::string("x") + std::to_string(pick(100000));
+            default:
+                return std::string("x") + std::to_string(pick(100000));
         }
     };
     {
@@ -596,7 +632,8 @@ TEST_CASE("random values of every storage class round-trip exactly (property)", 
                               "fetched_at, is_own_content) VALUES ('prop', ?, ?, ?, ?, ?)");
         for (int i = 0; i < 300; ++i) {
             sqlite::Value content = random_value();
-            if (content.index() == 0) content = std::string("c");
+            if (content.index() == 0)
+                content = std::string("c");
             ins.bind(1, "p" + std::to_string(i))
                 .bind(2, content)
                 .bind(3, random_value())

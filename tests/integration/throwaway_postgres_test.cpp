@@ -1,7 +1,7 @@
 // The throwaway Postgres fixture itself: reachable over loopback TCP and its
 // unix socket, and gone (by pid) when the fixture ends.
-#include <catch2/catch.hpp>
 #include <signal.h>
+#include <catch2/catch.hpp>
 
 #include <pqxx/pqxx>
 
@@ -29,8 +29,9 @@ TEST_CASE("a throwaway Postgres serves loopback and its socket, and stops by pid
 
 TEST_CASE("roles other than the superuser must give their password over TCP", "[postgres]") {
     auto& pg = shared_postgres();
-    pg.exec("DO $$ BEGIN CREATE ROLE fixture_probe LOGIN PASSWORD 'right'; EXCEPTION WHEN "
-            "duplicate_object THEN NULL; END $$");
+    pg.exec(
+        "DO $$ BEGIN CREATE ROLE fixture_probe LOGIN PASSWORD 'right'; EXCEPTION WHEN "
+        "duplicate_object THEN NULL; END $$");
     CHECK_NOTHROW(pqxx::connection(pg.conninfo_as("fixture_probe", "right")));
     CHECK_THROWS_WITH(pqxx::connection(pg.conninfo_as("fixture_probe", "wrong")),
                       Catch::Contains("password authentication failed"));

@@ -19,8 +19,8 @@ AppWriter::AppWriter(const std::string& path) : db_(path, SQLITE_OPEN_READWRITE)
 }
 
 bool AppWriter::has_parent_id() {
-    return db_.query_int("SELECT count(*) FROM pragma_table_info('items') WHERE name = 'parent_id'") >
-           0;
+    return db_.query_int(
+               "SELECT count(*) FROM pragma_table_info('items') WHERE name = 'parent_id'") > 0;
 }
 
 std::int64_t AppWriter::upsert_item(const ItemFields& item) {
@@ -28,8 +28,9 @@ std::int64_t AppWriter::upsert_item(const ItemFields& item) {
     sqlite::Transaction txn(db_, sqlite::Transaction::Mode::deferred);
     const std::int64_t max_history = db_.query_int("SELECT coalesce(max(id), 0) FROM item_history");
     const std::string sql =
-        std::string("INSERT INTO items (source_type, source_id, url, title, content, author, "
-                    "created_at, is_own_content, metadata") +
+        std::string(
+            "INSERT INTO items (source_type, source_id, url, title, content, author, "
+            "created_at, is_own_content, metadata") +
         (parent ? ", parent_id" : "") + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?" +
         (parent ? ", ?" : "") +
         ") ON CONFLICT(source_type, source_id) DO UPDATE SET title = excluded.title, content = "
@@ -42,13 +43,15 @@ std::int64_t AppWriter::upsert_item(const ItemFields& item) {
     st.bind_all(sqlite::Value{item.source_type}, opt(item.source_id), opt(item.url),
                 opt(item.title), sqlite::Value{item.content}, opt(item.author),
                 opt(item.created_at), sqlite::Value{item.is_own_content}, opt(item.metadata));
-    if (parent) st.bind(10, opt(item.parent_id));
+    if (parent)
+        st.bind(10, opt(item.parent_id));
     st.run();
     std::int64_t item_id = db_.last_insert_rowid();
     if (item.source_id) {
         sqlite::Statement id(db_, "SELECT id FROM items WHERE source_type = ? AND source_id = ?");
         id.bind_all(item.source_type, *item.source_id);
-        if (id.step()) item_id = id.integer(0);
+        if (id.step())
+            item_id = id.integer(0);
     }
     sqlite::Statement retag(db_, "UPDATE item_history SET change_reason = 'sync' WHERE id > ?");
     retag.bind(1, max_history).run();
@@ -57,9 +60,10 @@ std::int64_t AppWriter::upsert_item(const ItemFields& item) {
 }
 
 std::int64_t AppWriter::insert_item(const ItemFields& item) {
-    sqlite::Statement st(db_,
-                         "INSERT INTO items (source_type, source_id, url, title, content, author, "
-                         "created_at, is_own_content, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    sqlite::Statement st(
+        db_,
+        "INSERT INTO items (source_type, source_id, url, title, content, author, "
+        "created_at, is_own_content, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
     st.bind_all(sqlite::Value{item.source_type}, opt(item.source_id), opt(item.url),
                 opt(item.title), sqlite::Value{item.content}, opt(item.author),
                 opt(item.created_at), sqlite::Value{item.is_own_content}, opt(item.metadata));

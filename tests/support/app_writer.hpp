@@ -25,7 +25,7 @@ struct ItemFields {
 };
 
 class AppWriter {
-public:
+  public:
     explicit AppWriter(const std::string& path);
 
     // INSERT ... ON CONFLICT(source_type, source_id) DO UPDATE ... WHERE one
@@ -46,7 +46,7 @@ public:
 
     sqlite::Connection& db() { return db_; }
 
-private:
+  private:
     bool has_parent_id();
     sqlite::Connection db_;
 };

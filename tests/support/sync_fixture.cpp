@@ -11,11 +11,12 @@ UpstreamDatabase fresh_upstream() {
     db.name = pg.create_database("sync");
     db.admin_conninfo = pg.conninfo(db.name);
     const std::string dir = std::string(LESTASH_SOURCE_DIR) + "/migrations/postgres";
-    const auto applied = run_command(
-        "for f in " + dir + "/*.sql; do psql -X -q -v ON_ERROR_STOP=1 -h " + pg.socket_dir() +
-        " -p " + std::to_string(pg.port()) + " -U postgres -d " + db.name +
-        " -f \"$f\" || exit 1; done");
-    if (applied.status != 0) throw std::runtime_error("migrations failed:\n" + applied.output);
+    const auto applied =
+        run_command("for f in " + dir + "/*.sql; do psql -X -q -v ON_ERROR_STOP=1 -h " +
+                    pg.socket_dir() + " -p " + std::to_string(pg.port()) + " -U postgres -d " +
+                    db.name + " -f \"$f\" || exit 1; done");
+    if (applied.status != 0)
+        throw std::runtime_error("migrations failed:\n" + applied.output);
     pg.exec(
         "DO $$ BEGIN CREATE ROLE lestash_daemon_test LOGIN PASSWORD 'daemon-pw' IN ROLE "
         "lestash_sync; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
@@ -26,13 +27,16 @@ UpstreamDatabase fresh_upstream() {
 TestReplica::TestReplica(const std::string& db_path, const std::string& conninfo,
                          int schema_version, SyncOptions options)
     : path_(db_path) {
-    if (!std::filesystem::exists(db_path)) create_lestash_db(db_path, schema_version);
+    if (!std::filesystem::exists(db_path))
+        create_lestash_db(db_path, schema_version);
     replica_ = std::make_unique<Replica>(AttachOptions{db_path});
     upstream_ = std::make_unique<Upstream>(conninfo);
     engine_ = std::make_unique<SyncEngine>(*replica_, *upstream_, std::move(options));
 }
 
-void TestReplica::sync() { engine_->sync_once(); }
+void TestReplica::sync() {
+    engine_->sync_once();
+}
 
 void sync_until_quiet(const std::vector<TestReplica*>& replicas) {
     for (int round = 0; round < 10; ++round) {
@@ -41,7 +45,8 @@ void sync_until_quiet(const std::vector<TestReplica*>& replicas) {
             const auto [pushed, pulled] = r->engine().sync_once();
             moved += pushed.entries + pulled.applied + pulled.deleted;
         }
-        if (moved == 0) return;
+        if (moved == 0)
+            return;
     }
     FAIL("replicas did not settle within 10 sync rounds");
 }

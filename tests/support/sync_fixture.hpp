@@ -25,7 +25,7 @@ struct UpstreamDatabase {
 UpstreamDatabase fresh_upstream();
 
 class TestReplica {
-public:
+  public:
     TestReplica(const std::string& db_path, const std::string& conninfo, int schema_version = 11,
                 SyncOptions options = {});
     // Push, then pull, until both have nothing left to do.
@@ -35,7 +35,7 @@ public:
     Upstream& upstream() { return *upstream_; }
     const std::string& path() const { return path_; }
 
-private:
+  private:
     std::string path_;
     std::unique_ptr<Replica> replica_;
     std::unique_ptr<Upstream> upstream_;

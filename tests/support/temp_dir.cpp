@@ -16,7 +16,8 @@ namespace lestash::test {
 
 TempDir::TempDir() {
     std::string tmpl = (std::filesystem::temp_directory_path() / "lestash-test-XXXXXX").string();
-    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    if (!mkdtemp(tmpl.data()))
+        throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
 }
 
@@ -27,7 +28,8 @@ TempDir::~TempDir() {
 
 std::string read_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) throw std::runtime_error("cannot read " + path);
+    if (!in)
+        throw std::runtime_error("cannot read " + path);
     std::stringstream ss;
     ss << in.rdbuf();
     return ss.str();
@@ -45,7 +47,8 @@ void create_lestash_db(const std::string& path, int version) {
 CommandResult run_command(const std::string& command) {
     CommandResult result;
     FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    if (!pipe) throw std::runtime_error("popen failed for " + command);
+    if (!pipe)
+        throw std::runtime_error("popen failed for " + command);
     std::array<char, 4096> buf{};
     size_t n;
     while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) result.output.append(buf.data(), n);

@@ -7,7 +7,7 @@
 namespace lestash::test {
 
 class ThrowawayPostgres : public LocalPostgres {
-public:
+  public:
     ThrowawayPostgres() : LocalPostgres(LocalPostgresOptions{"", true, false}) {}
 };
 

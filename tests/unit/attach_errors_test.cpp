@@ -1,10 +1,10 @@
 // Bad input when attaching: each case gets a clear error naming the file and
 // what to do, and nothing is written.
-#include <catch2/catch.hpp>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <catch2/catch.hpp>
 
 #include <fstream>
 
@@ -21,15 +21,13 @@ TEST_CASE("a file that is not a SQLite database is refused and left untouched", 
     const auto path = dir.file("notes.txt");
     std::ofstream(path) << "just some text, not a database at all\n";
     const auto before = read_file(path);
-    CHECK_THROWS_WITH(Replica({path}),
-                      Catch::Contains(path) && Catch::Contains("not a database") &&
-                          Catch::Contains("is the path right"));
+    CHECK_THROWS_WITH(Replica({path}), Catch::Contains(path) && Catch::Contains("not a database") &&
+                                           Catch::Contains("is the path right"));
     CHECK(read_file(path) == before);
     CHECK_FALSE(fs::exists(path + "-wal"));
 }
 
-TEST_CASE("a database without an items table is refused and gets no daemon objects",
-          "[attach]") {
+TEST_CASE("a database without an items table is refused and gets no daemon objects", "[attach]") {
     TempDir dir;
     const auto path = dir.file("other.db");
     {
@@ -65,7 +63,8 @@ TEST_CASE("a read-only database is refused with a hint about permissions", "[att
     if (pid == 0) {
         if (::geteuid() == 0) {
             const passwd* pw = ::getpwnam("nobody");
-            if (!pw || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0) _exit(3);
+            if (!pw || ::setgid(pw->pw_gid) != 0 || ::setuid(pw->pw_uid) != 0)
+                _exit(3);
         }
         try {
             Replica r({path});

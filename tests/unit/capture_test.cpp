@@ -22,7 +22,8 @@ std::vector<std::string> outbox_lines(Replica& r, std::int64_t after = 0) {
         line += e.local_id ? std::to_string(*e.local_id) : e.row_key;
         std::string changed;
         for (const auto& c : e.changed) changed += (changed.empty() ? "" : ",") + c;
-        if (!changed.empty()) line += " " + changed;
+        if (!changed.empty())
+            line += " " + changed;
         out.push_back(line);
     }
     return out;
@@ -57,8 +58,7 @@ ItemFields post(const std::string& id, const std::string& content) {
 
 }  // namespace
 
-TEST_CASE("attaching leaves the app's objects byte-identical and the database sound",
-          "[attach]") {
+TEST_CASE("attaching leaves the app's objects byte-identical and the database sound", "[attach]") {
     const int version = GENERATE(1, 11);
     TempDir dir;
     const auto path = dir.file("lestash.db");
@@ -112,8 +112,8 @@ TEST_CASE("every write pattern of the Le Stash CLI yields exactly the expected o
         CHECK(outbox_lines(replica, mark).empty());
         app.upsert_item(post("p1", "second"));
         CHECK(outbox_lines(replica, mark) ==
-              std::vector<std::string>{"item_history I 1", "items U " + std::to_string(id) +
-                                                               " content",
+              std::vector<std::string>{"item_history I 1",
+                                       "items U " + std::to_string(id) + " content",
                                        "item_history U 1 change_reason"});
     }
     SECTION("NULL source_id notes are separate rows") {
@@ -144,8 +144,8 @@ TEST_CASE("every write pattern of the Le Stash CLI yields exactly the expected o
         const auto id = app.start_sync_log("bluesky");
         app.finish_sync_log(id, "completed", 5, 2, std::nullopt);
         CHECK(outbox_lines(replica) ==
-              std::vector<std::string>{"sync_log I 1",
-                                       "sync_log U 1 completed_at,status,items_added,items_updated"});
+              std::vector<std::string>{
+                  "sync_log I 1", "sync_log U 1 completed_at,status,items_added,items_updated"});
     }
     SECTION("deleting an item cascades, and every cascaded row is captured") {
         const auto id = app.upsert_item(post("p1", "one"));
@@ -155,8 +155,8 @@ TEST_CASE("every write pattern of the Le Stash CLI yields exactly the expected o
         app.delete_item(id);
         auto lines = outbox_lines(replica, mark);
         std::sort(lines.begin(), lines.end());
-        CHECK(lines == std::vector<std::string>{"item_history D 1", "item_tags D [1,1]",
-                                                "items D 1"});
+        CHECK(lines ==
+              std::vector<std::string>{"item_history D 1", "item_tags D [1,1]", "items D 1"});
     }
     CHECK(replica.db().query_text("PRAGMA integrity_check") == "ok");
     CHECK_NOTHROW(replica.db().exec("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')"));
@@ -258,8 +258,10 @@ TEST_CASE("values written into a new column before the triggers caught up are ca
     app.upsert_item(post("p1", "parent"));
     const auto child = app.upsert_item(post("p2", "child"));
     auto mark = last_seq(replica);
-    app.db().exec("ALTER TABLE items ADD COLUMN parent_id INTEGER; UPDATE items SET parent_id = 1 "
-                  "WHERE id = " + std::to_string(child));
+    app.db().exec(
+        "ALTER TABLE items ADD COLUMN parent_id INTEGER; UPDATE items SET parent_id = 1 "
+        "WHERE id = " +
+        std::to_string(child));
     // The old trigger did not know the column: nothing captured yet.
     CHECK(outbox_lines(replica, mark).empty());
     replica.follow_schema_changes();
@@ -275,8 +277,9 @@ TEST_CASE("a synced column dropped by the app stops sync with a clear message", 
     AppWriter app(path);
     // Dropping a column the triggers use requires removing the triggers first,
     // as a table-rebuild migration would.
-    app.db().exec("DROP TRIGGER _lestash_sync_sync_log_update;"
-                  "ALTER TABLE sync_log DROP COLUMN error_message;");
+    app.db().exec(
+        "DROP TRIGGER _lestash_sync_sync_log_update;"
+        "ALTER TABLE sync_log DROP COLUMN error_message;");
     CHECK_THROWS_WITH(replica.follow_schema_changes(),
                       Catch::Contains("sync_log.error_message was removed"));
 }

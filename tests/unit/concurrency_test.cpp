@@ -31,8 +31,10 @@ TEST_CASE("a second process writing while the engine works never sees database i
             replica.follow_schema_changes();
             replica.read_outbox(0, 500);
             ApplyScope apply(replica.db());
-            replica.db().exec("INSERT INTO items (source_type, source_id, content) VALUES "
-                              "('remote', 'r" + std::to_string(n++) + "', 'remote row')");
+            replica.db().exec(
+                "INSERT INTO items (source_type, source_id, content) VALUES "
+                "('remote', 'r" +
+                std::to_string(n++) + "', 'remote row')");
             apply.commit();
             pacer.after_write(std::chrono::steady_clock::now() - t0);
         }
@@ -50,8 +52,10 @@ TEST_CASE("a second process writing while the engine works never sees database i
     CommandResult shell;
     for (int round = 0; round < 3; ++round) {
         shell = run_command("sqlite3 -bail " + path + " < " + script_path +
-                            " && sqlite3 -cmd \".timeout 5000\" " + path + " \"DELETE FROM items WHERE source_type = 'shell'\"");
-        if (shell.status != 0) break;
+                            " && sqlite3 -cmd \".timeout 5000\" " + path +
+                            " \"DELETE FROM items WHERE source_type = 'shell'\"");
+        if (shell.status != 0)
+            break;
     }
     done = true;
     engine.join();

@@ -10,16 +10,15 @@ TEST_CASE("the default tables are items, item_history, tags, item_tags, sources,
           "[spec]") {
     std::vector<std::string> names;
     for (const auto& t : default_table_specs()) names.push_back(t.name);
-    CHECK(names == std::vector<std::string>{"items", "tags", "sources", "item_history",
-                                            "item_tags", "sync_log"});
+    CHECK(names == std::vector<std::string>{"items", "tags", "sources", "item_history", "item_tags",
+                                            "sync_log"});
 }
 
 TEST_CASE("selecting tables keeps parents first and refuses what cannot be synced", "[spec]") {
     const auto picked = select_tables({"item_history", "items"});
     REQUIRE(picked.size() == 2);
     CHECK(picked[0].name == "items");
-    CHECK_THROWS_WITH(select_tables({"items", "log_entries"}),
-                      Catch::Contains("never synced"));
+    CHECK_THROWS_WITH(select_tables({"items", "log_entries"}), Catch::Contains("never synced"));
     CHECK_THROWS_WITH(select_tables({"items", "collections"}), Catch::Contains("unknown table"));
     CHECK_THROWS_WITH(select_tables({"item_tags", "items"}),
                       Catch::Contains("cannot be synced without \"tags\""));
