@@ -35,6 +35,10 @@ struct OutboxEntry {
     std::string captured_at;
 };
 
+// Raises the same LocalDatabaseError the attach would when the database's
+// directory does not exist (checked before taking the daemon's lock there).
+void require_database_directory(const std::string& path);
+
 // The version of the daemon's own objects this build creates and expects.
 int daemon_objects_version();
 

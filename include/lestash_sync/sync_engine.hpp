@@ -24,6 +24,9 @@ struct SyncOptions {
     // the hook simulates a crash right there): "push:after-commit",
     // "pull:after-fetch", "pull:before-cursor-save".
     std::function<void(std::string_view point)> fault_hook;
+    // Checked between batches: a daemon shutting down finishes the batch in
+    // flight and stops there.
+    std::function<bool()> should_stop;
 };
 
 struct PushStats {

@@ -37,6 +37,9 @@ std::string describe_target(const std::string& conninfo);
 // UpstreamError saying what was being done, classified transient or not.
 [[noreturn]] void rethrow_as_upstream_error(const std::string& doing);
 bool is_transient_sqlstate(const std::string& sqlstate);
+// A libpq notice processor logging at debug; `target` is a std::string*
+// naming the server (see describe_target).
+void log_libpq_notice(void* target, const char* message);
 
 class Upstream {
   public:
@@ -58,6 +61,9 @@ class Upstream {
   private:
     std::string target_;
     std::unique_ptr<pqxx::connection> conn_;
+    // Server notices (e.g. "terminating connection") to the log at debug
+    // rather than raw on stderr; declared after conn_ so it goes first.
+    std::unique_ptr<pqxx::errorhandler> notices_;
 };
 
 // Applies every migration in migrations/postgres (built in) in order, each

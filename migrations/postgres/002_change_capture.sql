@@ -142,7 +142,10 @@ BEGIN
         INSERT INTO change_log (tbl, row_id, op, origin)
         SELECT TG_TABLE_NAME, o.id, 'D', origin FROM old_rows o;
     END IF;
-    PERFORM pg_notify('lestash_changes', '');
+    -- The payload names the writing replica ('' for other writers), so a
+    -- daemon can ignore the echo of its own pushes. Equal payloads in one
+    -- transaction are delivered once.
+    PERFORM pg_notify('lestash_changes', coalesce(origin::text, ''));
     RETURN NULL;
 END $$;
 

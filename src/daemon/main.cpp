@@ -1,30 +1,59 @@
-// lestash-syncd: wires the engine together. `--once` attaches, pushes what is
-// pending, pulls until caught up, prints a one-line summary and exits;
-// `migrate` applies the upstream schema.
+// lestash-syncd: wires the pieces together. With no subcommand it runs as a
+// daemon (one asio event loop for signals, file notices and systemd; one
+// worker thread for SQLite and Postgres); --once syncs and exits; `migrate`
+// applies the upstream schema; `verify` compares with Postgres.
+#include <fcntl.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <asio.hpp>
 #include <chrono>
 #include <fstream>
 #include <iostream>
+#include <thread>
 
+#include "lestash_sync/backoff.hpp"
+#include "lestash_sync/config.hpp"
 #include "lestash_sync/error.hpp"
-#include "lestash_sync/paths.hpp"
 #include "lestash_sync/replica.hpp"
+#include "lestash_sync/sd_notify.hpp"
 #include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/sync_worker.hpp"
 #include "lestash_sync/upstream.hpp"
+#include "lestash_sync/wal_watcher.hpp"
 
 namespace {
 
-struct Options {
-    std::string db_path = lestash::default_database_path();
-    std::string postgres;
-    std::string replica_name;
-    bool once = false;
-};
+using lestash::Config;
+
+// Under systemd, journald adds timestamps itself: log level and message only.
+void setup_logging(const Config& c) {
+    auto logger = spdlog::stderr_color_mt("lestash-syncd");
+    const bool journal = std::getenv("JOURNAL_STREAM") || std::getenv("INVOCATION_ID");
+    logger->set_pattern(journal ? "%^%l%$: %v" : "%Y-%m-%d %H:%M:%S.%e %^%l%$: %v");
+    logger->set_level(spdlog::level::from_str(c.log_level));
+    spdlog::set_default_logger(logger);
+}
+
+lestash::WorkerSettings worker_settings(const Config& c) {
+    lestash::WorkerSettings w;
+    w.attach.path = c.database;
+    w.attach.tables = lestash::select_tables(c.tables);
+    w.postgres = c.postgres;
+    w.replica_name = c.replica_name;
+    w.sync.push_batch = c.push_batch;
+    w.sync.pull_batch = c.pull_batch;
+    w.debounce = std::chrono::milliseconds(c.debounce_ms);
+    w.safety_pull = std::chrono::seconds(c.safety_pull_seconds);
+    w.max_backoff = std::chrono::seconds(c.max_backoff_seconds);
+    return w;
+}
 
 // Peak resident memory of this process image (VmHWM; unlike getrusage it
-// does not count the parent's pages a fork started with).
+// does not count the pages a fork started with).
 double peak_rss_mib() {
     std::ifstream status("/proc/self/status");
     std::string line;
@@ -34,9 +63,172 @@ double peak_rss_mib() {
     return 0;
 }
 
-int run_verify(const Options& o, bool repair) {
-    lestash::Replica replica({o.db_path});
-    lestash::Upstream upstream(o.postgres);
+// One daemon per database: an exclusive lock on a file beside it, held for
+// the life of the process (released by the kernel even on SIGKILL).
+class DatabaseLock {
+  public:
+    explicit DatabaseLock(const std::string& db_path) : path_(db_path + "-syncd.lock") {
+        lestash::require_database_directory(db_path);
+        fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd_ < 0)
+            throw lestash::LocalDatabaseError("cannot create lock file " + path_ + ": " +
+                                              std::strerror(errno));
+        if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+            char pid[32] = {};
+            [[maybe_unused]] const auto n = ::pread(fd_, pid, sizeof pid - 1, 0);
+            ::close(fd_);
+            throw lestash::LocalDatabaseError(
+                "another lestash-syncd (pid " + std::string(pid) + ") is already syncing " +
+                db_path + " — stop it first (systemctl --user stop lestash-syncd)");
+        }
+        const std::string me = std::to_string(::getpid());
+        [[maybe_unused]] const auto t = ::ftruncate(fd_, 0);
+        [[maybe_unused]] const auto w = ::pwrite(fd_, me.data(), me.size(), 0);
+    }
+    ~DatabaseLock() {
+        if (fd_ >= 0)
+            ::close(fd_);
+    }
+
+  private:
+    std::string path_;
+    int fd_ = -1;
+};
+
+int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags) {
+    DatabaseLock lock(config.database);
+    lestash::StatusBoard status;
+    lestash::SystemdNotifier systemd;
+    asio::io_context io;
+    lestash::SyncWorker worker(worker_settings(config), status);
+    spdlog::info(
+        "attached to {} (replica {}){}", config.database, status.snapshot().replica_id,
+        config.postgres.empty()
+            ? "; no Postgres configured ([postgres] conninfo or --postgres): capturing only"
+            : ", syncing with " + lestash::describe_target(config.postgres));
+
+    std::string last_summary;
+    auto publish_status = [&] {
+        status.count_wakeup();
+        const auto summary = status.snapshot().summary();
+        if (summary != last_summary)
+            systemd.status(summary);
+        last_summary = summary;
+    };
+    worker.on_cycle([&] { asio::post(io, publish_status); });
+    worker.start([&] {
+        asio::post(io, [&] {
+            systemd.ready();
+            publish_status();
+        });
+    });
+    lestash::WalWatcher watcher(io, config.database, [&] {
+        status.count_wakeup();
+        worker.local_change();
+    });
+
+    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
+    std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int sig) {
+        if (ec)
+            return;
+        status.count_wakeup();
+        if (sig == SIGHUP) {
+            systemd.reloading();
+            try {
+                const Config fresh = lestash::load_config(flags);
+                spdlog::get("lestash-syncd")->set_level(spdlog::level::from_str(fresh.log_level));
+                worker.reload(worker_settings(fresh));
+                spdlog::info("configuration reloaded");
+            } catch (const lestash::Error& e) {
+                spdlog::error("configuration not reloaded, keeping the old one: {}", e.what());
+            }
+            systemd.ready();
+            signals.async_wait(on_signal);
+            return;
+        }
+        spdlog::info("stopping: finishing the batch in flight");
+        systemd.stopping();
+        worker.stop();
+        io.stop();
+    };
+    signals.async_wait(on_signal);
+
+    // Pinged from the loop, but only while the worker is not stuck: a hung
+    // cycle stops the pings and systemd restarts the daemon.
+    asio::steady_timer watchdog(io);
+    std::function<void()> arm_watchdog;
+    if (const auto interval = systemd.watchdog_interval()) {
+        arm_watchdog = [&, interval] {
+            watchdog.expires_after(*interval / 2);
+            watchdog.async_wait([&, interval](std::error_code ec) {
+                if (ec)
+                    return;
+                status.count_wakeup();
+                if (!worker.stuck_longer_than(*interval))
+                    systemd.watchdog();
+                arm_watchdog();
+            });
+        };
+        arm_watchdog();
+    }
+    io.run();
+    spdlog::info("stopped");
+    return 0;
+}
+
+int run_once(const Config& c) {
+    const auto t0 = std::chrono::steady_clock::now();
+    lestash::Replica replica({c.database, lestash::select_tables(c.tables)});
+    if (!c.replica_name.empty())
+        replica.set_meta("replica_name", c.replica_name);
+    if (c.postgres.empty()) {
+        std::cout
+            << "attached to " << replica.path() << " (replica " << replica.replica_id()
+            << "): " << replica.outbox_depth()
+            << " local changes waiting; no Postgres configured (--postgres), nothing synced\n";
+        return 0;
+    }
+    // Transient errors (Postgres restarting, a dropped connection) are
+    // retried a few times with backoff; nothing is lost meanwhile, the
+    // outbox keeps every change until Postgres has it.
+    lestash::Backoff backoff(std::chrono::seconds(8));
+    std::pair<lestash::PushStats, lestash::PullStats> stats;
+    for (;;) {
+        try {
+            lestash::Upstream upstream(c.postgres);
+            lestash::SyncEngine engine(replica, upstream, {c.push_batch, c.pull_batch, {}, {}});
+            stats = engine.sync_once();
+            break;
+        } catch (const lestash::UpstreamError& e) {
+            if (!e.transient() || backoff.attempts() >= 5)
+                throw;
+            const auto delay = backoff.next();
+            std::cerr << "lestash-syncd: " << e.what() << " — retrying in " << delay.count()
+                      << " ms\n";
+            std::this_thread::sleep_for(delay);
+        }
+    }
+    const auto& [pushed, pulled] = stats;
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::printf(
+        "synced %s with %s: pushed %lld changes (%lld rows written, %lld deleted, %lld refused), "
+        "pulled %lld changes (%lld rows applied, %lld deleted, %lld held for local edits) in "
+        "%.2f s, peak RSS %.1f MiB\n",
+        replica.path().c_str(), lestash::describe_target(c.postgres).c_str(),
+        static_cast<long long>(pushed.entries), static_cast<long long>(pushed.upserted),
+        static_cast<long long>(pushed.deleted), static_cast<long long>(pushed.dead_lettered),
+        static_cast<long long>(pulled.changes), static_cast<long long>(pulled.applied),
+        static_cast<long long>(pulled.deleted), static_cast<long long>(pulled.deferred), secs,
+        peak_rss_mib());
+    return 0;
+}
+
+int run_verify(const Config& c, bool repair) {
+    if (c.postgres.empty())
+        throw lestash::ConfigError("verify needs Postgres: give --postgres or [postgres] conninfo");
+    lestash::Replica replica({c.database, lestash::select_tables(c.tables)});
+    lestash::Upstream upstream(c.postgres);
     lestash::SyncEngine engine(replica, upstream);
     const auto report = engine.verify(repair);
     for (const auto& t : report.tables) {
@@ -61,69 +253,42 @@ int run_verify(const Options& o, bool repair) {
     return repair ? 0 : 3;
 }
 
-int run_once(const Options& o) {
-    const auto t0 = std::chrono::steady_clock::now();
-    lestash::Replica replica({o.db_path});
-    if (!o.replica_name.empty())
-        replica.set_meta("replica_name", o.replica_name);
-    if (o.postgres.empty()) {
-        std::cout
-            << "attached to " << replica.path() << " (replica " << replica.replica_id()
-            << "): " << replica.outbox_depth()
-            << " local changes waiting; no Postgres configured (--postgres), nothing synced\n";
-        return 0;
-    }
-    lestash::Upstream upstream(o.postgres);
-    lestash::SyncEngine engine(replica, upstream);
-    const auto [pushed, pulled] = engine.sync_once();
-    const double secs =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::printf(
-        "synced %s with %s: pushed %lld changes (%lld rows written, %lld deleted, %lld refused), "
-        "pulled %lld changes (%lld rows applied, %lld deleted, %lld held for local edits) in "
-        "%.2f s, peak RSS %.1f MiB\n",
-        replica.path().c_str(), upstream.target().c_str(), static_cast<long long>(pushed.entries),
-        static_cast<long long>(pushed.upserted), static_cast<long long>(pushed.deleted),
-        static_cast<long long>(pushed.dead_lettered), static_cast<long long>(pulled.changes),
-        static_cast<long long>(pulled.applied), static_cast<long long>(pulled.deleted),
-        static_cast<long long>(pulled.deferred), secs, peak_rss_mib());
-    return 0;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"lestash-syncd: keeps a Le Stash database in sync with Postgres"};
-    Options o;
-    app.add_option("--db", o.db_path, "Le Stash database (default ~/.config/lestash/lestash.db)");
-    app.add_option("--postgres", o.postgres, "libpq conninfo or service=NAME of the upstream");
-    app.add_option("--replica", o.replica_name, "name of this replica (default: hostname-based)");
-    app.add_flag("--once", o.once, "attach, push pending changes, pull until caught up, exit");
+    lestash::CommandLineOverrides flags;
+    lestash::add_config_flags(app, flags);
+    bool once = false;
+    app.add_flag("--once", once, "attach, push pending changes, pull until caught up, exit");
     auto* migrate =
         app.add_subcommand("migrate", "apply the upstream schema (needs an owner role)");
-    std::string migrate_conninfo;
-    migrate
-        ->add_option("--postgres", migrate_conninfo,
-                     "conninfo of a role that may create the schema")
-        ->required();
     auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
     bool repair = false;
     verify->add_flag("--repair", repair, "fetch the rows that differ again");
+    app.fallthrough();  // `lestash-syncd migrate --postgres X` reads the global flag
     CLI11_PARSE(app, argc, argv);
 
     try {
+        const Config config = lestash::load_config(flags);
         if (*migrate) {
-            const int version = lestash::apply_migrations(migrate_conninfo);
-            std::cout << "upstream schema at " << lestash::describe_target(migrate_conninfo)
+            if (config.postgres.empty())
+                throw lestash::ConfigError(
+                    "migrate needs --postgres '<conninfo of an owner role>'");
+            const int version = lestash::apply_migrations(config.postgres);
+            std::cout << "upstream schema at " << lestash::describe_target(config.postgres)
                       << " is at version " << version << "\n";
             return 0;
         }
-        if (*verify) {
-            if (o.postgres.empty())
-                throw lestash::ConfigError("verify needs --postgres");
-            return run_verify(o, repair);
-        }
-        return run_once(o);
+        if (*verify)
+            return run_verify(config, repair);
+        if (once)
+            return run_once(config);
+        setup_logging(config);
+        return run_daemon(config, flags);
+    } catch (const lestash::ConfigError& e) {
+        std::cerr << "lestash-syncd: " << e.what() << "\n";
+        return 2;
     } catch (const lestash::Error& e) {
         std::cerr << "lestash-syncd: " << e.what() << "\n";
         return 1;

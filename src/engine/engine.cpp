@@ -95,12 +95,13 @@ void SyncEngine::fault(std::string_view point) {
 
 PushStats SyncEngine::push_all() {
     PushStats total;
-    for (;;) {
+    while (!(options_.should_stop && options_.should_stop())) {
         const PushStats s = push_batch();
         total += s;
         if (s.entries == 0)
-            return total;
+            break;
     }
+    return total;
 }
 
 std::pair<PushStats, PullStats> SyncEngine::sync_once() {
@@ -113,12 +114,13 @@ std::pair<PushStats, PullStats> SyncEngine::sync_once() {
 
 PullStats SyncEngine::pull_all() {
     PullStats total;
-    for (;;) {
+    while (!(options_.should_stop && options_.should_stop())) {
         const PullStats s = pull_batch();
         total += s;
         if (s.changes == 0)
-            return total;
+            break;
     }
+    return total;
 }
 
 namespace detail {

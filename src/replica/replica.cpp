@@ -51,11 +51,7 @@ void create_lestash_database(const std::string& path) {
 
 sqlite::Connection open_database(const std::string& path) {
     const fs::path p(path);
-    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
-    if (!fs::is_directory(dir))
-        throw LocalDatabaseError("cannot open " + path + ": directory " + dir.string() +
-                                 " does not exist — create it (mkdir -p " + dir.string() +
-                                 ") or point --db at your lestash.db");
+    require_database_directory(path);
     if (fs::is_directory(p))
         throw LocalDatabaseError("cannot open " + path +
                                  ": it is a directory — point --db at the lestash.db file");
@@ -158,6 +154,15 @@ std::string enqueue_all_rows_sql(const TableSpec& spec, const std::string& op,
 }
 
 }  // namespace
+
+void require_database_directory(const std::string& path) {
+    const fs::path p(path);
+    const fs::path dir = p.has_parent_path() ? p.parent_path() : fs::path(".");
+    if (!fs::is_directory(dir))
+        throw LocalDatabaseError("cannot open " + path + ": directory " + dir.string() +
+                                 " does not exist — create it (mkdir -p " + dir.string() +
+                                 ") or point --db at your lestash.db");
+}
 
 int daemon_objects_version() {
     return static_cast<int>(daemon_migrations().size());

@@ -3,6 +3,8 @@
 
 #include <libpq-fe.h>
 
+#include <spdlog/spdlog.h>
+
 #include "lestash_sync/embedded_sql.hpp"
 
 namespace lestash {
@@ -66,6 +68,29 @@ void rethrow_as_upstream_error(const std::string& doing) {
     }
 }
 
+namespace {
+
+class NoticesToLog : public pqxx::errorhandler {
+  public:
+    NoticesToLog(pqxx::connection_base& conn, std::string target)
+        : pqxx::errorhandler(conn), target_(std::move(target)) {}
+    bool operator()(const char msg[]) noexcept override {
+        log_libpq_notice(&target_, msg);
+        return false;
+    }
+
+  private:
+    std::string target_;
+};
+
+}  // namespace
+
+void log_libpq_notice(void* target, const char* message) {
+    std::string text(message);
+    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
+    spdlog::debug("Postgres at {} says: {}", *static_cast<const std::string*>(target), text);
+}
+
 Upstream::Upstream(const std::string& conninfo) : target_(describe_target(conninfo)) {
     try {
         conn_ = std::make_unique<pqxx::connection>(conninfo);
@@ -83,6 +108,7 @@ Upstream::Upstream(const std::string& conninfo) : target_(describe_target(connin
     } catch (...) {
         rethrow_as_upstream_error("connecting to Postgres at " + target_);
     }
+    notices_ = std::make_unique<NoticesToLog>(*conn_, target_);
     // Exact values: every float8 printed with its shortest exact form, bytea as hex.
     pqxx::nontransaction setup(*conn_);
     setup.exec(

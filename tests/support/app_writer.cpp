@@ -25,8 +25,11 @@ bool AppWriter::has_parent_id() {
 
 std::int64_t AppWriter::upsert_item(const ItemFields& item) {
     const bool parent = has_parent_id();
-    sqlite::Transaction txn(db_, sqlite::Transaction::Mode::deferred);
+    // As Python's sqlite3 does: the read runs on its own, and the implicit
+    // (deferred) BEGIN comes right before the first write, so the write
+    // waits on the busy handler instead of failing on a stale snapshot.
     const std::int64_t max_history = db_.query_int("SELECT coalesce(max(id), 0) FROM item_history");
+    sqlite::Transaction txn(db_, sqlite::Transaction::Mode::deferred);
     const std::string sql =
         std::string(
             "INSERT INTO items (source_type, source_id, url, title, content, author, "

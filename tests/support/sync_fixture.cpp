@@ -6,7 +6,10 @@
 namespace lestash::test {
 
 UpstreamDatabase fresh_upstream() {
-    auto& pg = shared_postgres();
+    return fresh_upstream(shared_postgres());
+}
+
+UpstreamDatabase fresh_upstream(LocalPostgres& pg) {
     UpstreamDatabase db;
     db.name = pg.create_database("sync");
     db.admin_conninfo = pg.conninfo(db.name);

@@ -22,7 +22,8 @@ struct UpstreamDatabase {
     std::string admin_conninfo;   // superuser
     std::string daemon_conninfo;  // least-privilege login role
 };
-UpstreamDatabase fresh_upstream();
+UpstreamDatabase fresh_upstream(LocalPostgres& server);
+UpstreamDatabase fresh_upstream();  // on shared_postgres()
 
 class TestReplica {
   public:

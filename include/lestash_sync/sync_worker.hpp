@@ -1,0 +1,97 @@
+// The thread that does all the blocking work: it owns the replica's SQLite
+// connection and the Postgres connections, runs sync cycles when told about
+// local writes, when Postgres notifies, and on a slow safety timer, and
+// retries with backoff while Postgres is away. The event loop only wakes it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "lestash_sync/backoff.hpp"
+#include "lestash_sync/listener.hpp"
+#include "lestash_sync/replica.hpp"
+#include "lestash_sync/status.hpp"
+#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/upstream.hpp"
+
+namespace lestash {
+
+struct WorkerSettings {
+    AttachOptions attach;
+    std::string postgres;      // libpq conninfo; empty: capture only
+    std::string replica_name;  // empty: keep the stored one / hostname-based
+    SyncOptions sync;
+    std::chrono::milliseconds debounce{2};
+    std::chrono::seconds safety_pull{300};
+    std::chrono::seconds max_backoff{60};
+};
+
+class SyncWorker {
+  public:
+    // Attaches to the database right away (so a bad path fails at start,
+    // with its message); the thread starts with start().
+    SyncWorker(WorkerSettings settings, StatusBoard& status);
+    ~SyncWorker();
+    SyncWorker(const SyncWorker&) = delete;
+    SyncWorker& operator=(const SyncWorker&) = delete;
+
+    // `on_first_cycle` runs (on the worker thread) once the first catch-up
+    // attempt is over, successful or not: the moment for READY=1.
+    void start(std::function<void()> on_first_cycle);
+    // Runs on the worker thread after every cycle (status may have changed).
+    void on_cycle(std::function<void()> callback) { on_cycle_ = std::move(callback); }
+    // Finishes (or rolls back) the batch in flight, closes, joins.
+    void stop();
+
+    // Thread-safe requests.
+    void local_change();
+    void sync_now();
+    void pause();
+    void resume();
+    // Replaces the settings; the worker reconnects with them.
+    void reload(WorkerSettings settings);
+
+    // True when a cycle has been running for longer than `limit` (hung).
+    bool stuck_longer_than(std::chrono::steady_clock::duration limit) const;
+    const std::string& database_path() const { return settings_.attach.path; }
+
+  private:
+    void run();
+    void cycle(const char* why);
+    bool connect();
+    void disconnect(const std::string& why);
+    void refresh_local_counters();
+    // Error state, logged only when the message differs from the last one.
+    void record_error(const char* what, const std::string& message);
+    bool failing() const;
+    bool has_local_changes();
+    // Waits for a request, a notification or the timeout; returns the
+    // request bits that were set.
+    unsigned wait(std::chrono::milliseconds timeout);
+    void request(unsigned bits);
+
+    WorkerSettings settings_;
+    WorkerSettings pending_settings_;
+    StatusBoard& status_;
+    std::unique_ptr<Replica> replica_;
+    std::unique_ptr<Upstream> upstream_;
+    std::unique_ptr<SyncEngine> engine_;
+    std::unique_ptr<ChangeListener> listener_;
+    std::function<void()> on_first_cycle_;
+    std::function<void()> on_cycle_;
+    std::thread thread_;
+    int wake_fd_ = -1;
+    std::atomic<unsigned> requests_{0};
+    std::atomic<bool> stopping_{false};
+    std::atomic<std::int64_t> busy_since_ns_{0};  // 0 while waiting
+    std::int64_t data_version_ = -1;
+    bool paused_ = false;
+    Backoff backoff_;
+    std::mutex settings_mutex_;
+};
+
+}  // namespace lestash

@@ -1,0 +1,353 @@
+// The sync worker thread (see include/lestash_sync/sync_worker.hpp).
+#include "lestash_sync/sync_worker.hpp"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+namespace lestash {
+namespace {
+
+enum Request : unsigned {
+    kLocal = 1,
+    kSync = 2,
+    kStop = 4,
+    kPause = 8,
+    kResume = 16,
+    kReload = 32,
+    kRemote = 64,
+};
+
+std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+}
+
+}  // namespace
+
+SyncWorker::SyncWorker(WorkerSettings settings, StatusBoard& status)
+    : settings_(std::move(settings)),
+      status_(status),
+      backoff_(std::chrono::duration_cast<std::chrono::milliseconds>(settings_.max_backoff)) {
+    replica_ = std::make_unique<Replica>(settings_.attach);
+    if (!settings_.replica_name.empty())
+        replica_->set_meta("replica_name", settings_.replica_name);
+    wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    data_version_ = replica_->db().query_int("PRAGMA data_version");
+    status_.update([&](DaemonStatus& s) {
+        s.replica_id = replica_->replica_id();
+        s.replica_name = replica_->meta("replica_name").value_or("");
+        s.database = replica_->path();
+        s.postgres_target = settings_.postgres.empty() ? "" : describe_target(settings_.postgres);
+        s.objects_version = daemon_objects_version();
+    });
+    refresh_local_counters();
+}
+
+SyncWorker::~SyncWorker() {
+    stop();
+    if (wake_fd_ >= 0)
+        ::close(wake_fd_);
+}
+
+void SyncWorker::start(std::function<void()> on_first_cycle) {
+    on_first_cycle_ = std::move(on_first_cycle);
+    thread_ = std::thread([this] { run(); });
+}
+
+void SyncWorker::stop() {
+    if (!thread_.joinable())
+        return;
+    stopping_ = true;
+    request(kStop);
+    thread_.join();
+}
+
+void SyncWorker::request(unsigned bits) {
+    requests_.fetch_or(bits);
+    const std::uint64_t one = 1;
+    [[maybe_unused]] const auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
+void SyncWorker::local_change() {
+    request(kLocal);
+}
+void SyncWorker::sync_now() {
+    request(kSync);
+}
+void SyncWorker::pause() {
+    request(kPause);
+}
+void SyncWorker::resume() {
+    request(kResume);
+}
+
+void SyncWorker::reload(WorkerSettings settings) {
+    {
+        std::lock_guard<std::mutex> lock(settings_mutex_);
+        pending_settings_ = std::move(settings);
+    }
+    request(kReload);
+}
+
+bool SyncWorker::stuck_longer_than(std::chrono::steady_clock::duration limit) const {
+    const auto since = busy_since_ns_.load();
+    return since != 0 &&
+           now_ns() - since > std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count();
+}
+
+unsigned SyncWorker::wait(std::chrono::milliseconds timeout) {
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {listener_ ? listener_->socket() : -1, POLLIN, 0}};
+    busy_since_ns_ = 0;
+    const int n = ::poll(fds, listener_ ? 2 : 1, static_cast<int>(timeout.count()));
+    busy_since_ns_ = now_ns();
+    status_.count_wakeup();
+    if (n > 0 && (fds[0].revents & POLLIN)) {
+        std::uint64_t count;
+        [[maybe_unused]] const auto r = ::read(wake_fd_, &count, sizeof count);
+    }
+    unsigned bits = requests_.exchange(0);
+    if (n > 0 && listener_ && (fds[1].revents & (POLLIN | POLLHUP | POLLERR))) {
+        try {
+            if (listener_->drain(replica_->replica_id()) > 0)
+                bits |= kRemote;
+        } catch (const UpstreamError& e) {
+            disconnect(e.what());
+        }
+    }
+    return bits;
+}
+
+bool SyncWorker::connect() {
+    if (engine_)
+        return true;
+    if (settings_.postgres.empty())
+        return false;
+    try {
+        upstream_ = std::make_unique<Upstream>(settings_.postgres);
+        SyncOptions opts = settings_.sync;
+        opts.should_stop = [this] { return stopping_.load(); };
+        engine_ = std::make_unique<SyncEngine>(*replica_, *upstream_, opts);
+        listener_ = std::make_unique<ChangeListener>(settings_.postgres);
+        const int version = upstream_->schema_version();
+        status_.update([&](DaemonStatus& s) {
+            if (!s.postgres_connected)
+                spdlog::info("connected to Postgres at {}", upstream_->target());
+            s.postgres_connected = true;
+            s.upstream_schema_version = version;
+        });
+        backoff_.reset();
+        return true;
+    } catch (const Error& e) {
+        const bool transient = dynamic_cast<const UpstreamError*>(&e) &&
+                               static_cast<const UpstreamError&>(e).transient();
+        engine_.reset();
+        upstream_.reset();
+        listener_.reset();
+        status_.update([&](DaemonStatus& s) {
+            const auto state = transient ? DaemonState::offline : DaemonState::error;
+            // Once per change of state, not once per retry.
+            if (s.state != state || s.detail != e.what())
+                spdlog::warn("{}: {} (retrying with backoff; local changes keep being captured)",
+                             state_name(state), e.what());
+            s.state = state;
+            s.detail = e.what();
+            s.postgres_connected = false;
+            ++s.errors_since_start;
+        });
+        return false;
+    }
+}
+
+void SyncWorker::disconnect(const std::string& why) {
+    listener_.reset();
+    engine_.reset();
+    upstream_.reset();
+    status_.update([&](DaemonStatus& s) {
+        if (s.state != DaemonState::offline)
+            spdlog::warn("offline: {}", why);
+        s.state = DaemonState::offline;
+        s.detail = why;
+        s.postgres_connected = false;
+        ++s.errors_since_start;
+    });
+}
+
+void SyncWorker::record_error(const char* what, const std::string& message) {
+    status_.update([&](DaemonStatus& s) {
+        if (s.detail != message)
+            spdlog::error("{}: {}", what, message);  // once per new error
+        s.state = DaemonState::error;
+        s.detail = message;
+        ++s.errors_since_start;
+    });
+}
+
+void SyncWorker::refresh_local_counters() {
+    auto& db = replica_->db();
+    const auto depth = replica_->outbox_depth();
+    const double lag = depth == 0
+                           ? 0.0
+                           : static_cast<double>(db.query_int(
+                                 "SELECT CAST((julianday('now') - julianday(min(captured_at))) "
+                                 "* 86400000 AS INTEGER) FROM _lestash_sync_outbox")) /
+                                 1000.0;
+    const auto dead = db.query_int("SELECT count(*) FROM _lestash_sync_dead_letters");
+    status_.update([&](DaemonStatus& s) {
+        s.outbox_depth = depth;
+        s.lag_seconds = lag;
+        s.dead_letters = dead;
+    });
+}
+
+void SyncWorker::cycle(const char* why) {
+    if (paused_ || !connect()) {
+        refresh_local_counters();
+        return;
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    bool recovering = false;
+    status_.update([&](DaemonStatus& s) {
+        recovering = s.state == DaemonState::offline || s.state == DaemonState::error;
+        s.state = DaemonState::syncing;
+    });
+    try {
+        const auto stats = engine_->sync_once();
+        const PushStats& pushed = stats.first;
+        const PullStats& pulled = stats.second;
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+                .count();
+        const bool moved = pushed.entries + pulled.applied + pulled.deleted > 0;
+        spdlog::log(
+            moved ? spdlog::level::info : spdlog::level::debug,
+            "sync ({}): pushed {} changes ({} rows, {} deleted, {} refused), pulled {} changes "
+            "({} applied, {} deleted, {} held) in {:.1f} ms",
+            why, pushed.entries, pushed.upserted, pushed.deleted, pushed.dead_lettered,
+            pulled.changes, pulled.applied, pulled.deleted, pulled.deferred, ms);
+        status_.update([&](DaemonStatus& s) {
+            const auto now = std::chrono::system_clock::now();
+            if (recovering)
+                spdlog::info("back in sync with {}", s.postgres_target);
+            s.state = DaemonState::idle;
+            s.detail.clear();
+            s.last_cycle_at = now;
+            s.last_cycle_ms = ms;
+            ++s.cycles;
+            if (pushed.entries > 0)
+                s.last_push_at = now, s.last_push = pushed;
+            if (pulled.changes > 0)
+                s.last_pull_at = now, s.last_pull = pulled;
+            s.pushed_total += pushed;
+            s.pulled_total += pulled;
+        });
+        backoff_.reset();
+    } catch (const UpstreamError& e) {
+        if (e.transient()) {
+            disconnect(e.what());
+        } else {
+            record_error("sync failed", e.what());
+        }
+    } catch (const Error& e) {
+        // The local database (app migrated destructively, disk full...).
+        record_error("sync stopped", e.what());
+    }
+    refresh_local_counters();
+}
+
+bool SyncWorker::failing() const {
+    const auto state = status_.snapshot().state;
+    return state == DaemonState::offline || state == DaemonState::error;
+}
+
+bool SyncWorker::has_local_changes() {
+    return replica_->db().query_int("SELECT EXISTS (SELECT 1 FROM _lestash_sync_outbox)") != 0;
+}
+
+void SyncWorker::run() {
+    using Clock = std::chrono::steady_clock;
+    cycle("start");
+    if (on_first_cycle_)
+        on_first_cycle_();
+    // When to run a cycle unasked: the safety pull while all is well, the
+    // next retry (with backoff) while Postgres is away.
+    auto schedule = [this] {
+        return Clock::now() +
+               (failing()
+                    ? backoff_.next()
+                    : std::chrono::duration_cast<std::chrono::milliseconds>(settings_.safety_pull));
+    };
+    auto due = schedule();
+    for (;;) {
+        const auto timeout = std::max(std::chrono::milliseconds(0),
+                                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          due - Clock::now() + std::chrono::milliseconds(1)));
+        const bool failing_before = failing();
+        unsigned bits = wait(timeout);
+        if (bits & kStop || stopping_)
+            break;
+        // The notification connection can drop while we wait: retry on the
+        // backoff schedule from now, not at the next safety pull.
+        if (!failing_before && failing())
+            due = schedule();
+        if (bits & kReload) {
+            std::lock_guard<std::mutex> lock(settings_mutex_);
+            disconnect("reloading the configuration");
+            settings_.postgres = pending_settings_.postgres;
+            settings_.sync = pending_settings_.sync;
+            settings_.debounce = pending_settings_.debounce;
+            settings_.safety_pull = pending_settings_.safety_pull;
+            backoff_.reset();
+            bits |= kSync;
+        }
+        if (bits & kPause) {
+            paused_ = true;
+            status_.update([](DaemonStatus& s) { s.state = DaemonState::paused; });
+        }
+        if (bits & kResume) {
+            paused_ = false;
+            status_.update([](DaemonStatus& s) { s.state = DaemonState::idle; });
+            bits |= kSync;
+        }
+        const bool timed_out = Clock::now() >= due;
+        bool run_cycle = (bits & (kSync | kRemote)) || timed_out;
+        if ((bits & kLocal) && !run_cycle) {
+            // The watcher fires for our own commits too: data_version moves
+            // only when another connection committed (it is deliberately not
+            // re-read after our cycles, so an app commit made during one is
+            // still seen here). Writes to tables we do not sync leave the
+            // outbox empty. While Postgres is away, local writes wait for the
+            // next retry (they are safe in the outbox) rather than hammer it.
+            const auto version = replica_->db().query_int("PRAGMA data_version");
+            const bool other_commit = version != data_version_;
+            data_version_ = version;
+            if (other_commit && has_local_changes() && !failing()) {
+                if (settings_.debounce.count() > 0) {
+                    std::this_thread::sleep_for(settings_.debounce);  // let a burst land
+                    requests_.fetch_and(~static_cast<unsigned>(kLocal));
+                }
+                run_cycle = true;
+            } else {
+                refresh_local_counters();
+            }
+        }
+        if (run_cycle) {
+            cycle(bits & kSync     ? "asked"
+                  : bits & kRemote ? "remote change"
+                  : bits & kLocal  ? "local change"
+                  : failing()      ? "retry"
+                                   : "safety");
+            due = schedule();
+        }
+        if (on_cycle_)
+            on_cycle_();
+    }
+    status_.update([](DaemonStatus& s) { s.state = DaemonState::starting; });
+    listener_.reset();
+    engine_.reset();
+    upstream_.reset();
+}
+
+}  // namespace lestash

@@ -1,0 +1,366 @@
+// lestash-syncd as a process: real daemons on real SQLite files, the
+// throwaway Postgres, the sqlite3 shell and psql as the other writers.
+// Deadlines here are generous liveness bounds, never performance claims.
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <thread>
+
+#include "app_writer.hpp"
+#include "daemon_process.hpp"
+#include "lestash_sync/listener.hpp"
+#include "lestash_sync/sqlite.hpp"
+#include "sync_fixture.hpp"
+
+namespace lestash::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A fresh read-only look at a database another process is writing.
+std::int64_t count(const std::string& db_path, const std::string& sql) {
+    sqlite::Connection db(db_path, SQLITE_OPEN_READONLY);
+    db.exec("PRAGMA busy_timeout = 5000");
+    return db.query_int(sql);
+}
+
+std::vector<std::string> daemon_args(const TempDir& dir, const std::string& name,
+                                     const std::string& conninfo) {
+    return {"--db",        dir.file(name + ".db"),
+            "--postgres",  conninfo,
+            "--socket",    dir.file(name + ".sock"),
+            "--replica",   name,
+            "--log-level", "debug"};
+}
+
+// The shell, as a user would: its own connection, the app's busy timeout.
+void shell(const std::string& db_path, const std::string& sql) {
+    const auto r = run_command("sqlite3 -cmd '.timeout 5000' '" + db_path + "' \"" + sql + "\"");
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+}
+
+// Until the daemon's first catch-up is over (READY=1 time).
+void require_started(DaemonProcess& d) {
+    INFO(d.log());
+    REQUIRE(eventually(
+        [&] { return d.log().find("sync (start)") != std::string::npos || !d.running(); }));
+    REQUIRE(d.running());
+}
+
+ItemFields note(const std::string& source_id, const std::string& content) {
+    ItemFields item;
+    item.source_id = source_id;
+    item.content = content;
+    return item;
+}
+
+std::int64_t pg_count(pqxx::transaction_base& t, const std::string& sql) {
+    return t.exec1(sql)[0].as<std::int64_t>();
+}
+
+// Total context switches of every thread of `pid`: each is a wake-up.
+std::int64_t context_switches(pid_t pid) {
+    std::int64_t total = 0;
+    const auto task_dir = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& task : std::filesystem::directory_iterator(task_dir)) {
+        std::ifstream status(task.path() / "status");
+        std::string line;
+        while (std::getline(status, line))
+            if (line.find("ctxt_switches:") != std::string::npos)
+                total += std::stoll(line.substr(line.find(':') + 1));
+    }
+    return total;
+}
+
+}  // namespace
+
+TEST_CASE("two daemons carry an app's write and a psql insert to every replica, unasked",
+          "[daemon]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    const auto a = dir.file("a.db"), b = dir.file("b.db");
+    create_lestash_db(a, 11);
+    create_lestash_db(b, 11);
+    DaemonProcess da(daemon_args(dir, "a", up.daemon_conninfo), dir.file("a.log"));
+    DaemonProcess db(daemon_args(dir, "b", up.daemon_conninfo), dir.file("b.log"));
+    require_started(da);
+    require_started(db);
+
+    shell(a,
+          "INSERT INTO items (source_type, source_id, title, content) VALUES "
+          "('note', 'shell-1', 'From the shell', 'written with the sqlite3 shell zebracorn')");
+    INFO("a.log:\n" << da.log() << "\nb.log:\n" << db.log());
+    REQUIRE(eventually(
+        [&] { return count(b, "SELECT count(*) FROM items WHERE source_id = 'shell-1'") == 1; }));
+    CHECK(count(b, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'zebracorn'") == 1);
+
+    shared_postgres().exec(
+        "INSERT INTO lestash.items (id, source_type, source_id, title, content) VALUES "
+        "(gen_random_uuid(), 'note', 'psql-1', 'From psql', 'typed into psql quagga')",
+        up.name);
+    REQUIRE(eventually([&] {
+        return count(a, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'quagga'") == 1 &&
+               count(b, "SELECT count(*) FROM items_fts WHERE items_fts MATCH 'quagga'") == 1;
+    }));
+
+    // An edit on B travels back to A.
+    shell(b, "UPDATE items SET title = 'Edited on B' WHERE source_id = 'psql-1'");
+    REQUIRE(eventually(
+        [&] { return count(a, "SELECT count(*) FROM items WHERE title = 'Edited on B'") == 1; }));
+
+    CHECK(da.stop(SIGTERM) == 0);
+    CHECK(db.stop(SIGTERM) == 0);
+    CHECK(da.log().find("stopped") != std::string::npos);
+    for (const auto& path : {a, b}) {
+        TestReplica r(path, up.daemon_conninfo);
+        require_converged(r);
+    }
+}
+
+TEST_CASE("a second daemon on the same database refuses to start, naming the first", "[daemon]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    create_lestash_db(dir.file("a.db"), 11);
+    DaemonProcess first(daemon_args(dir, "a", up.daemon_conninfo), dir.file("first.log"));
+    require_started(first);
+    DaemonProcess second(daemon_args(dir, "a", up.daemon_conninfo), dir.file("second.log"));
+    CHECK(second.wait(60s) == 1);
+    INFO(second.log());
+    CHECK(second.log().find("another lestash-syncd (pid " + std::to_string(first.pid()) +
+                            ") is already syncing") != std::string::npos);
+    CHECK(first.running());
+    CHECK(first.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("Postgres stopped and restarted while the app writes: nothing lost, the daemon stays",
+          "[daemon][offline]") {
+    ThrowawayPostgres pg;  // its own server: this test stops it
+    const auto up = fresh_upstream(pg);
+    TempDir dir;
+    const auto a = dir.file("a.db"), b = dir.file("b.db");
+    create_lestash_db(a, 11);
+    create_lestash_db(b, 11);
+    DaemonProcess da(daemon_args(dir, "a", up.daemon_conninfo), dir.file("a.log"));
+    require_started(da);
+
+    AppWriter app(a);
+    int written = 0;
+    auto write_some = [&](int n) {
+        for (int i = 0; i < n; ++i, ++written)
+            app.upsert_item(note("offline-" + std::to_string(written),
+                                 "note number " + std::to_string(written)));
+    };
+    write_some(20);
+    REQUIRE(eventually([&] { return count(a, "SELECT count(*) FROM _lestash_sync_outbox") == 0; }));
+
+    pg.stop("fast");
+    write_some(30);
+    std::this_thread::sleep_for(3s);  // let it notice, back off, retry at least once
+    write_some(30);
+    CHECK(da.running());
+    pg.start();
+    write_some(20);
+
+    INFO(da.log());
+    REQUIRE(eventually([&] { return count(a, "SELECT count(*) FROM _lestash_sync_outbox") == 0; },
+                       120s));
+    CHECK(da.running());
+    // Logged once per change of state, not once per retry.
+    const auto log = da.log();
+    CHECK(log.find("offline") != std::string::npos);
+    CHECK(log.find("back in sync") != std::string::npos);
+
+    DaemonProcess db(daemon_args(dir, "b", up.daemon_conninfo), dir.file("b.log"));
+    REQUIRE(eventually([&] { return count(b, "SELECT count(*) FROM items") == written; }, 120s));
+    CHECK(da.stop(SIGTERM) == 0);
+    CHECK(db.stop(SIGTERM) == 0);
+    CHECK(count(b, "SELECT count(DISTINCT source_id) FROM items") == written);
+    for (const auto& path : {a, b}) {
+        TestReplica r(path, up.daemon_conninfo);
+        require_converged(r);
+    }
+}
+
+TEST_CASE("SIGTERM during a large push exits 0, keeps the outbox, and a restart finishes it",
+          "[daemon][signals]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    const auto a = dir.file("a.db");
+    create_lestash_db(a, 11);
+    constexpr int items = 20000;
+    {
+        // Written before the daemon exists: the capture triggers come with
+        // the first attach, so attach once (no Postgres) to install them.
+        DaemonProcess capture_only({"--db", a, "--once"}, dir.file("attach.log"));
+        REQUIRE(capture_only.wait() == 0);
+        AppWriter app(a);
+        app.db().exec("BEGIN");
+        for (int i = 0; i < items; ++i)
+            app.insert_item(note("bulk-" + std::to_string(i), "bulk note " + std::to_string(i)));
+        app.db().exec("COMMIT");
+    }
+    REQUIRE(count(a, "SELECT count(*) FROM _lestash_sync_outbox") == items);
+
+    DaemonProcess da(daemon_args(dir, "a", up.daemon_conninfo), dir.file("a.log"));
+    REQUIRE(
+        eventually([&] { return count(a, "SELECT count(*) FROM _lestash_sync_outbox") < items; }));
+    CHECK(da.stop(SIGTERM) == 0);
+    const auto left = count(a, "SELECT count(*) FROM _lestash_sync_outbox");
+    INFO(da.log());
+    CHECK(left > 0);  // stopped mid-push, not after it
+    CHECK(da.log().find("stopping: finishing the batch in flight") != std::string::npos);
+    pqxx::connection admin(up.admin_conninfo);
+    pqxx::nontransaction q(admin);
+    // Every change is either upstream or still waiting, never both, never neither.
+    CHECK(pg_count(q, "SELECT count(*) FROM lestash.items") + left == items);
+
+    DaemonProcess again({"--db", a, "--postgres", up.daemon_conninfo, "--once"},
+                        dir.file("once.log"));
+    CHECK(again.wait() == 0);
+    CHECK(count(a, "SELECT count(*) FROM _lestash_sync_outbox") == 0);
+    CHECK(pg_count(q, "SELECT count(*) FROM lestash.items") == items);
+    CHECK(pg_count(q, "SELECT count(DISTINCT source_id) FROM lestash.items") == items);
+    TestReplica r(a, up.daemon_conninfo);
+    require_converged(r);
+}
+
+TEST_CASE("under systemd the daemon says READY, STATUS, WATCHDOG and STOPPING",
+          "[daemon][systemd]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    create_lestash_db(dir.file("a.db"), 11);
+    const auto socket_path = dir.file("notify");
+    const int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket_path.c_str(), sizeof addr.sun_path - 1);
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    timeval tv{0, 100000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::vector<std::string> received;
+    auto receive = [&] {
+        char buf[4096];
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n > 0)
+            received.emplace_back(buf, static_cast<size_t>(n));
+    };
+    auto got = [&](const std::string& prefix) {
+        receive();
+        for (const auto& m : received)
+            if (m.rfind(prefix, 0) == 0)
+                return true;
+        return false;
+    };
+
+    DaemonProcess da(daemon_args(dir, "a", up.daemon_conninfo), dir.file("a.log"),
+                     {"NOTIFY_SOCKET=" + socket_path, "WATCHDOG_USEC=1000000"});
+    INFO(da.log());
+    REQUIRE(eventually([&] { return got("READY=1"); }));
+    REQUIRE(eventually([&] { return got("STATUS=idle, 0 local changes waiting"); }));
+    REQUIRE(eventually([&] { return got("WATCHDOG=1"); }));
+    CHECK(da.stop(SIGTERM) == 0);
+    CHECK(eventually([&] { return got("STOPPING=1"); }, 10s));
+    ::close(fd);
+}
+
+TEST_CASE("an idle daemon sleeps: no thread wakes while nothing changes", "[daemon][idle]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    create_lestash_db(dir.file("a.db"), 11);
+    DaemonProcess da(daemon_args(dir, "a", up.daemon_conninfo), dir.file("a.log"));
+    require_started(da);
+    std::this_thread::sleep_for(1s);  // let start-up settle
+    const auto before = context_switches(da.pid());
+    std::this_thread::sleep_for(10s);
+    const auto after = context_switches(da.pid());
+    INFO(da.log());
+    // Idle means blocked in poll/epoll with no timer shorter than a minute:
+    // a stray timer or busy loop would switch hundreds of times in 10 s.
+    CHECK(after - before <= 2);
+    CHECK(da.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("SIGHUP re-reads the config; a bad edit keeps the old one running", "[daemon][config]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    create_lestash_db(dir.file("a.db"), 11);
+    const auto config = dir.file("sync.toml");
+    auto write_config = [&](const std::string& level) {
+        std::ofstream(config) << "[database]\npath = \"" << dir.file("a.db")
+                              << "\"\n[postgres]\nconninfo = \"" << up.daemon_conninfo
+                              << "\"\n[log]\nlevel = \"" << level << "\"\n";
+    };
+    write_config("info");
+    DaemonProcess da({"--config", config, "--socket", dir.file("a.sock")}, dir.file("a.log"));
+    REQUIRE(eventually([&] { return da.log().find("attached to") != std::string::npos; }));
+    INFO(da.log());
+
+    write_config("loud");
+    da.signal(SIGHUP);
+    REQUIRE(eventually(
+        [&] { return da.log().find("configuration not reloaded") != std::string::npos; }));
+    CHECK(da.log().find(config + ":6") != std::string::npos);  // the file and line of the bad value
+    CHECK(da.running());
+
+    write_config("debug");
+    da.signal(SIGHUP);
+    REQUIRE(
+        eventually([&] { return da.log().find("configuration reloaded") != std::string::npos; }));
+    shared_postgres().exec(
+        "INSERT INTO lestash.tags (id, name) VALUES (gen_random_uuid(), 'after-reload')", up.name);
+    REQUIRE(eventually([&] {
+        return count(dir.file("a.db"), "SELECT count(*) FROM tags WHERE name = 'after-reload'") ==
+               1;
+    }));
+    // Debug level now: the cycle line of a pull that moved something is info,
+    // the "nothing to do" ones are debug and only appear after the reload.
+    CHECK(da.log().find("debug") != std::string::npos);
+    CHECK(da.stop(SIGTERM) == 0);
+}
+
+TEST_CASE("a bad config file stops the daemon at start with the file, line and what is expected",
+          "[daemon][config]") {
+    TempDir dir;
+    const auto config = dir.file("sync.toml");
+    std::ofstream(config) << "[sync]\npush_batch = \"many\"\n";
+    DaemonProcess da({"--config", config, "--db", dir.file("a.db")}, dir.file("a.log"));
+    CHECK(da.wait(60s) == 2);
+    INFO(da.log());
+    CHECK(da.log().find(config + ":2") != std::string::npos);
+    CHECK(da.log().find("whole number from 1 to 100000") != std::string::npos);
+    CHECK_FALSE(std::filesystem::exists(dir.file("a.db")));  // nothing touched
+}
+
+}  // namespace lestash::test
+
+namespace lestash::test {
+
+TEST_CASE("the change listener hears other writers but not the echo of its own pushes",
+          "[daemon][listener]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    ChangeListener listener(up.daemon_conninfo);
+    auto heard = [&] {
+        pollfd p{listener.socket(), POLLIN, 0};
+        ::poll(&p, 1, 2000);  // a notification arrives at commit, or not at all
+        return listener.drain(a.replica().replica_id());
+    };
+
+    AppWriter(a.path()).upsert_item(note("own", "pushed by this replica"));
+    a.sync();
+    CHECK(heard() == 0);
+
+    shared_postgres().exec("INSERT INTO lestash.tags (id, name) VALUES (gen_random_uuid(), 'psql')",
+                           up.name);
+    CHECK(heard() == 1);
+}
+
+}  // namespace lestash::test

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix and checks the installed tree:
+# binaries that run, the user unit (pointing at the installed daemon and
+# accepted by systemd-analyze), the example config, the migrations.
+# Usage: install_tree.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1 src=$2
+prefix=$(mktemp -d)
+trap 'rm -rf "$prefix"' EXIT
+cmake --install "$build" --prefix "$prefix" >/dev/null
+
+fail() { echo "FAIL: $*"; exit 1; }
+for f in bin/lestash-syncd lib/systemd/user/lestash-syncd.service \
+         share/doc/lestash-sync/sync.toml.example share/doc/lestash-sync/README.md \
+         share/lestash-sync/migrations/postgres/001_tables.sql; do
+  [ -e "$prefix/$f" ] || fail "$f is not installed"
+done
+grep -qx "ExecStart=$prefix/bin/lestash-syncd" "$prefix/lib/systemd/user/lestash-syncd.service" ||
+  fail "the unit does not start the installed daemon"
+"$src/tests/scripts/verify_unit.sh" "$prefix/lib/systemd/user/lestash-syncd.service"
+
+# The installed daemon runs: help, and a capture-only attach to a new database.
+"$prefix/bin/lestash-syncd" --help | grep -q -- "--postgres" || fail "lestash-syncd --help"
+out=$("$prefix/bin/lestash-syncd" --db "$prefix/test.db" --once) || fail "lestash-syncd --once: $out"
+echo "$out" | grep -q "no Postgres configured" || fail "unexpected --once output: $out"
+[ "$(sqlite3 "$prefix/test.db" 'PRAGMA user_version')" = 11 ] || fail "new database is not at v11"
+# The installed example config is accepted as it stands.
+"$prefix/bin/lestash-syncd" --config "$prefix/share/doc/lestash-sync/sync.toml.example" \
+  --db "$prefix/test.db" --once >/dev/null || fail "the installed example config is refused"
+echo "ok: installed tree at $prefix"

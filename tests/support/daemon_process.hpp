@@ -1,0 +1,49 @@
+// A lestash-syncd child process for tests: started with the arguments and
+// environment given, its stdout and stderr kept in a log file, and killed by
+// pid (SIGKILL) when the object goes, even when the test fails. It also gets
+// SIGKILL if the test binary dies (PR_SET_PDEATHSIG).
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace lestash::test {
+
+class DaemonProcess {
+  public:
+    // `args` follow the program name; `env` entries (NAME=value) are added to
+    // the test's own environment. Output goes to `log_path`.
+    DaemonProcess(const std::vector<std::string>& args, const std::string& log_path,
+                  const std::vector<std::string>& env = {});
+    ~DaemonProcess();
+    DaemonProcess(const DaemonProcess&) = delete;
+    DaemonProcess& operator=(const DaemonProcess&) = delete;
+
+    pid_t pid() const { return pid_; }
+    // False once the process has exited (its status is then kept).
+    bool running();
+    // Sends `sig` and waits up to `timeout` for the exit; returns the exit
+    // status, or 128 + signal number when a signal ended it. Throws when it
+    // does not exit in time (the destructor then kills it).
+    int stop(int sig, std::chrono::seconds timeout = std::chrono::seconds(120));
+    // Waits for an exit the process makes by itself (e.g. --once).
+    int wait(std::chrono::seconds timeout = std::chrono::seconds(300));
+    void signal(int sig) const;
+    std::string log() const;
+
+  private:
+    std::string log_path_;
+    pid_t pid_ = -1;
+    int status_ = -1;  // exit status once reaped
+};
+
+// Polls `condition` every 50 ms until it holds or `deadline` passes; the
+// deadline is for liveness only (generous), never a performance claim.
+bool eventually(const std::function<bool()>& condition,
+                std::chrono::seconds deadline = std::chrono::seconds(60));
+
+}  // namespace lestash::test
