@@ -31,6 +31,7 @@ struct Config {
     int max_backoff_seconds = 60;
     std::string log_level = "info";
     std::string socket_path = default_socket_path();
+    int request_timeout_seconds = 30;
 
     bool operator==(const Config&) const = default;
 };

@@ -69,6 +69,8 @@ class Replica {
     std::int64_t outbox_depth();
 
     std::optional<std::string> meta(const std::string& key);
+    // The name given in the config, else "<hostname>-<first 8 of the id>".
+    std::string name();
     void set_meta(const std::string& key, const std::string& value);
 
   private:

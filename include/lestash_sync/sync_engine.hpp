@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <string_view>
@@ -84,6 +85,9 @@ struct VerifyReport {
 // Called as verify proceeds: (table, tables done, tables in all).
 using VerifyProgress = std::function<void(const std::string&, int, int)>;
 
+// A verify report as the control API returns it.
+nlohmann::json verify_report_json(const VerifyReport& report, bool repaired);
+
 class SyncEngine {
   public:
     SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options = {});
@@ -111,6 +115,14 @@ class SyncEngine {
     // and diagnostics; verify hashes these same strings).
     std::map<std::string, std::string> local_canonical_rows(const std::string& table);
     std::map<std::string, std::string> upstream_canonical_rows(const std::string& table);
+
+    // Conflicts recorded upstream, oldest first, with the local id (and an
+    // item's title) of each row; open ones only unless `include_resolved`.
+    nlohmann::json list_conflicts(bool include_resolved, std::int64_t limit);
+    // Closes a conflict, keeping the winner or restoring the loser's value
+    // as a new change. Raises a permanent UpstreamError with the server's
+    // reason when it cannot (no such conflict, already resolved, row gone).
+    nlohmann::json resolve_conflict(std::int64_t id, bool keep_loser);
 
     // Re-reads both schemas (after the app migrated).
     void refresh_mappings();

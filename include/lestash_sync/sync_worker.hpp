@@ -6,8 +6,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -54,6 +56,12 @@ class SyncWorker {
     void resume();
     // Replaces the settings; the worker reconnects with them.
     void reload(WorkerSettings settings);
+    // Runs `job` on the worker thread between cycles (after the one in
+    // flight), with the engine connected to Postgres, or nullptr and the
+    // reason when Postgres cannot be reached. Jobs must not throw.
+    using Job = std::function<void(SyncEngine* engine, Replica& replica,
+                                   const std::string& offline_reason)>;
+    void run_job(Job job);
 
     // True when a cycle has been running for longer than `limit` (hung).
     bool stuck_longer_than(std::chrono::steady_clock::duration limit) const;
@@ -92,6 +100,8 @@ class SyncWorker {
     bool paused_ = false;
     Backoff backoff_;
     std::mutex settings_mutex_;
+    std::mutex jobs_mutex_;
+    std::deque<Job> jobs_;
 };
 
 }  // namespace lestash

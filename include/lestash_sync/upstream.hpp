@@ -16,7 +16,7 @@
 namespace lestash {
 
 // The upstream schema version (migrations/postgres) this build needs.
-inline constexpr int kRequiredUpstreamVersion = 3;
+inline constexpr int kRequiredUpstreamVersion = 4;
 
 struct UpstreamColumn {
     std::string name;

@@ -142,6 +142,8 @@ const std::vector<Key>& keys() {
         {"sync", "max_backoff_seconds", WholeNumber{&Config::max_backoff_seconds, 1, 3600}},
         {"log", "level", Text{&Config::log_level, log_level}},
         {"control", "socket", Text{&Config::socket_path, socket_path}},
+        {"control", "request_timeout_seconds",
+         WholeNumber{&Config::request_timeout_seconds, 1, 3600}},
     };
     return all;
 }

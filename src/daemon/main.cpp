@@ -17,6 +17,7 @@
 
 #include "lestash_sync/backoff.hpp"
 #include "lestash_sync/config.hpp"
+#include "lestash_sync/control_server.hpp"
 #include "lestash_sync/error.hpp"
 #include "lestash_sync/replica.hpp"
 #include "lestash_sync/sd_notify.hpp"
@@ -107,6 +108,12 @@ int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags)
             ? "; no Postgres configured ([postgres] conninfo or --postgres): capturing only"
             : ", syncing with " + lestash::describe_target(config.postgres));
 
+    lestash::ControlOptions control_options;
+    control_options.socket_path = config.socket_path;
+    control_options.database_path = config.database;
+    control_options.read_timeout = std::chrono::seconds(config.request_timeout_seconds);
+    lestash::ControlServer control(io, control_options, status, worker);
+
     std::string last_summary;
     auto publish_status = [&] {
         status.count_wakeup();
@@ -114,6 +121,7 @@ int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags)
         if (summary != last_summary)
             systemd.status(summary);
         last_summary = summary;
+        control.status_changed();
     };
     worker.on_cycle([&] { asio::post(io, publish_status); });
     worker.start([&] {
@@ -148,6 +156,7 @@ int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags)
         }
         spdlog::info("stopping: finishing the batch in flight");
         systemd.stopping();
+        control.shutting_down();
         worker.stop();
         io.stop();
     };
@@ -267,7 +276,12 @@ int main(int argc, char** argv) {
     bool repair = false;
     verify->add_flag("--repair", repair, "fetch the rows that differ again");
     app.fallthrough();  // `lestash-syncd migrate --postgres X` reads the global flag
-    CLI11_PARSE(app, argc, argv);
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version exit 0; every usage error exits 2.
+        return app.exit(e) == 0 ? 0 : 2;
+    }
 
     try {
         const Config config = lestash::load_config(flags);

@@ -17,7 +17,12 @@ enum Request : unsigned {
     kResume = 16,
     kReload = 32,
     kRemote = 64,
+    kJob = 128,
 };
+
+constexpr const char* kNoPostgres =
+    "no Postgres configured: capturing changes locally only — set [postgres] conninfo in "
+    "sync.toml or start lestash-syncd with --postgres";
 
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -38,7 +43,7 @@ SyncWorker::SyncWorker(WorkerSettings settings, StatusBoard& status)
     data_version_ = replica_->db().query_int("PRAGMA data_version");
     status_.update([&](DaemonStatus& s) {
         s.replica_id = replica_->replica_id();
-        s.replica_name = replica_->meta("replica_name").value_or("");
+        s.replica_name = replica_->name();
         s.database = replica_->path();
         s.postgres_target = settings_.postgres.empty() ? "" : describe_target(settings_.postgres);
         s.objects_version = daemon_objects_version();
@@ -90,6 +95,14 @@ void SyncWorker::reload(WorkerSettings settings) {
         pending_settings_ = std::move(settings);
     }
     request(kReload);
+}
+
+void SyncWorker::run_job(Job job) {
+    {
+        std::lock_guard<std::mutex> lock(jobs_mutex_);
+        jobs_.push_back(std::move(job));
+    }
+    request(kJob);
 }
 
 bool SyncWorker::stuck_longer_than(std::chrono::steady_clock::duration limit) const {
@@ -203,6 +216,12 @@ void SyncWorker::refresh_local_counters() {
 }
 
 void SyncWorker::cycle(const char* why) {
+    if (!paused_ && settings_.postgres.empty()) {
+        status_.update([](DaemonStatus& s) {
+            s.state = DaemonState::offline;
+            s.detail = kNoPostgres;
+        });
+    }
     if (paused_ || !connect()) {
         refresh_local_counters();
         return;
@@ -311,6 +330,21 @@ void SyncWorker::run() {
             status_.update([](DaemonStatus& s) { s.state = DaemonState::idle; });
             bits |= kSync;
         }
+        if (bits & kJob) {
+            std::deque<Job> jobs;
+            {
+                std::lock_guard<std::mutex> lock(jobs_mutex_);
+                jobs.swap(jobs_);
+            }
+            const bool connected = connect();
+            const std::string reason =
+                connected ? ""
+                : settings_.postgres.empty()
+                    ? std::string(kNoPostgres)
+                    : "Postgres is not reachable: " + status_.snapshot().detail +
+                          " — `lestash-sync status` shows when it is back";
+            for (auto& job : jobs) job(connected ? engine_.get() : nullptr, *replica_, reason);
+        }
         const bool timed_out = Clock::now() >= due;
         bool run_cycle = (bits & (kSync | kRemote)) || timed_out;
         if ((bits & kLocal) && !run_cycle) {
@@ -343,6 +377,11 @@ void SyncWorker::run() {
         }
         if (on_cycle_)
             on_cycle_();
+    }
+    {
+        std::lock_guard<std::mutex> lock(jobs_mutex_);
+        for (auto& job : jobs_) job(nullptr, *replica_, "the daemon is stopping");
+        jobs_.clear();
     }
     status_.update([](DaemonStatus& s) { s.state = DaemonState::starting; });
     listener_.reset();

@@ -81,11 +81,7 @@ const TableMapping& SyncEngine::mapping(const std::string& table) const {
 }
 
 std::string SyncEngine::replica_name() {
-    if (auto name = replica_.meta("replica_name"))
-        return *name;
-    char host[256] = {};
-    ::gethostname(host, sizeof host - 1);
-    return std::string(host[0] ? host : "replica") + "-" + replica_.replica_id().substr(0, 8);
+    return replica_.name();
 }
 
 void SyncEngine::fault(std::string_view point) {

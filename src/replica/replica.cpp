@@ -164,6 +164,14 @@ void require_database_directory(const std::string& path) {
                                  ") or point --db at your lestash.db");
 }
 
+std::string Replica::name() {
+    if (auto name = meta("replica_name"))
+        return *name;
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    return std::string(host[0] ? host : "replica") + "-" + replica_id().substr(0, 8);
+}
+
 int daemon_objects_version() {
     return static_cast<int>(daemon_migrations().size());
 }

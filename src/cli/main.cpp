@@ -1,0 +1,404 @@
+// lestash-sync: talks to the running lestash-syncd over its control socket.
+// Readable output by default (colour only on a terminal), --json for
+// scripts. Exit codes: 0 ok, 1 the daemon reported an error, 2 usage,
+// 3 verify found differences, 4 timed out, 69 the daemon is not running.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "lestash_sync/control_client.hpp"
+#include "lestash_sync/paths.hpp"
+#include "lestash_sync/rpc.hpp"
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr int kExitError = 1, kExitDifferent = 3, kExitTimedOut = 4, kExitNotRunning = 69;
+
+struct Style {
+    bool colour = false;
+    std::string bold(const std::string& s) const { return colour ? "\033[1m" + s + "\033[0m" : s; }
+    std::string dim(const std::string& s) const { return colour ? "\033[2m" + s + "\033[0m" : s; }
+    std::string red(const std::string& s) const { return colour ? "\033[31m" + s + "\033[0m" : s; }
+    std::string green(const std::string& s) const {
+        return colour ? "\033[32m" + s + "\033[0m" : s;
+    }
+    std::string yellow(const std::string& s) const {
+        return colour ? "\033[33m" + s + "\033[0m" : s;
+    }
+};
+
+Style style_for_stdout() {
+    const char* no_colour = std::getenv("NO_COLOR");
+    const char* term = std::getenv("TERM");
+    return {::isatty(STDOUT_FILENO) && !(no_colour && *no_colour) &&
+            !(term && std::string(term) == "dumb")};
+}
+
+std::string text(const json& v) {
+    if (v.is_null())
+        return "";
+    if (v.is_string())
+        return v.get<std::string>();
+    return v.dump();
+}
+
+// "5 s ago", "3 min ago"... from an ISO-8601 UTC time the daemon sent.
+std::string relative(const json& iso) {
+    if (!iso.is_string())
+        return "never";
+    std::tm tm{};
+    if (!::strptime(iso.get<std::string>().c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm))
+        return iso.get<std::string>();
+    const auto secs = static_cast<long long>(std::difftime(std::time(nullptr), ::timegm(&tm)));
+    if (secs < 60)
+        return std::to_string(std::max(0LL, secs)) + " s ago";
+    if (secs < 3600)
+        return std::to_string(secs / 60) + " min ago";
+    if (secs < 86400)
+        return std::to_string(secs / 3600) + " h ago";
+    return std::to_string(secs / 86400) + " days ago";
+}
+
+// One line of at most `width` characters (by UTF-8 code point), newlines flattened.
+std::string one_line(const std::string& s, std::size_t width) {
+    std::string out;
+    std::size_t points = 0;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        if ((c & 0xC0) != 0x80 && ++points > width) {
+            out += "…";
+            break;
+        }
+        out += (c == '\n' || c == '\r' || c == '\t') ? ' ' : s[i];
+    }
+    return out;
+}
+
+void print_status(const json& s, const Style& st) {
+    const std::string state = s.value("state", "");
+    const auto coloured = state == "idle"                          ? st.green(state)
+                          : state == "offline" || state == "error" ? st.red(state)
+                                                                   : st.yellow(state);
+    std::printf("%s %s  %s\n", st.bold("lestash-syncd").c_str(), text(s["version"]).c_str(),
+                coloured.c_str());
+    if (!text(s["detail"]).empty())
+        std::printf("  %s\n", text(s["detail"]).c_str());
+    const auto& r = s["replica"];
+    std::printf("%-12s %s (%s)\n", "replica", text(r["name"]).c_str(), text(r["id"]).c_str());
+    std::printf("%-12s %s\n", "database", text(s["database"]).c_str());
+    const auto& pg = s["postgres"];
+    if (pg["target"].is_null())
+        std::printf("%-12s not configured (capturing locally only)\n", "postgres");
+    else
+        std::printf("%-12s %s (%s, schema %s)\n", "postgres", text(pg["target"]).c_str(),
+                    pg.value("connected", false) ? "connected" : "not connected",
+                    text(pg["schema_version"]).c_str());
+    const auto& lp = s["last_push"];
+    std::printf("%-12s %s (%s changes)\n", "last push", relative(lp["at"]).c_str(),
+                text(lp["counts"]["changes"]).c_str());
+    const auto& ll = s["last_pull"];
+    std::printf("%-12s %s (%s applied, %s deleted)\n", "last pull", relative(ll["at"]).c_str(),
+                text(ll["counts"]["applied"]).c_str(), text(ll["counts"]["deleted"]).c_str());
+    std::printf("%-12s %s waiting, oldest %.0f s\n", "outbox", text(s["outbox_depth"]).c_str(),
+                s.value("lag_seconds", 0.0));
+    std::printf("%-12s %s since start; %s changes refused by Postgres\n", "errors",
+                text(s["errors_since_start"]).c_str(), text(s["dead_letters"]).c_str());
+}
+
+// A progress bar on stderr, only when stderr is a terminal.
+void progress(const json& note) {
+    if (!::isatty(STDERR_FILENO))
+        return;
+    const auto& p = note["params"];
+    const int done = p.value("done", 0), total = std::max(1, p.value("total", 1));
+    const int width = 30, filled = width * done / total;
+    std::fprintf(stderr, "\r[%s%s] %d/%d %-14s",
+                 std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                 std::string(static_cast<std::size_t>(width - filled), '.').c_str(), done, total,
+                 text(p["table"]).c_str());
+    if (done == total)
+        std::fprintf(stderr, "\r%*s\r", width + 30, "");
+    std::fflush(stderr);
+}
+
+std::string describe_event(const json& e) {
+    const std::string type = e.value("type", "");
+    const auto& c = e.contains("counts") ? e["counts"] : json::object();
+    if (type == "pushed")
+        return "pushed " + text(c["changes"]) + " changes (" + text(c["rows"]) + " rows, " +
+               text(c["deleted"]) + " deleted" +
+               (c.value("refused", 0) ? ", " + text(c["refused"]) + " refused" : "") + ")";
+    if (type == "pulled")
+        return "pulled " + text(c["applied"]) + " rows, " + text(c["deleted"]) + " deleted" +
+               (c.value("held", 0) ? ", " + text(c["held"]) + " held for local edits" : "");
+    if (type == "state")
+        return "state " + text(e["previous"]) + " -> " + text(e["state"]) +
+               (text(e["detail"]).empty() ? "" : ": " + text(e["detail"]));
+    return e.dump();
+}
+
+void print_event(const json& e, bool as_json) {
+    if (as_json) {
+        std::printf("%s\n", e.dump().c_str());
+    } else {
+        std::string at = text(e["at"]);
+        if (at.size() >= 19)
+            at = at.substr(11, 8);
+        std::printf("%s %s\n", at.c_str(), describe_event(e).c_str());
+    }
+    std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    CLI::App app{"lestash-sync: status and control of the lestash-syncd daemon"};
+    app.require_subcommand(1);
+    std::string socket = lestash::default_socket_path();
+    bool as_json = false;
+    app.add_option("--socket", socket, "the daemon's control socket")->capture_default_str();
+    app.add_flag("--json", as_json, "print the daemon's JSON answer (for scripts)");
+
+    auto* status = app.add_subcommand("status", "the daemon's state and counters");
+    auto* now = app.add_subcommand("now", "sync now");
+    bool wait = false;
+    double timeout_s = 60;
+    now->add_flag("--wait", wait, "block until caught up (outbox empty, everything pulled)");
+    now->add_option("--timeout", timeout_s, "seconds to wait with --wait")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 86400.0));
+    auto* pause = app.add_subcommand("pause", "stop syncing (changes keep being captured)");
+    auto* resume = app.add_subcommand("resume", "sync again after pause");
+    auto* search = app.add_subcommand("search", "full-text search of this replica (FTS5 syntax)");
+    std::vector<std::string> words;
+    int limit = 20, offset = 0;
+    std::string source;
+    search->add_option("query", words, "search terms (FTS5 query syntax)")->required();
+    search->add_option("--limit", limit, "results to show")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000));
+    search->add_option("--offset", offset, "results to skip")->check(CLI::NonNegativeNumber);
+    search->add_option("--source", source, "only items of this source type");
+    auto* show = app.add_subcommand("show", "one item with its tags");
+    std::string item;
+    show->add_option("item", item, "the item's number or UUID")->required();
+    auto* history = app.add_subcommand("history", "an item's history, newest first");
+    history->add_option("item", item, "the item's number or UUID")->required();
+    int history_limit = 50;
+    history->add_option("--limit", history_limit, "rows to show")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    auto* conflicts =
+        app.add_subcommand("conflicts", "concurrent edits of the same column (open ones)");
+    bool all = false;
+    conflicts->add_flag("--all", all, "include resolved conflicts");
+    auto* resolve = conflicts->add_subcommand("resolve", "close a conflict");
+    std::int64_t conflict_id = 0;
+    std::string keep;
+    resolve->add_option("id", conflict_id, "the conflict's number")->required();
+    resolve
+        ->add_option("--keep", keep,
+                     "winner (keep the current value) or loser (restore the overwritten one)")
+        ->required()
+        ->check(CLI::IsMember({"winner", "loser"}));
+    auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
+    bool repair = false;
+    verify->add_flag("--repair", repair, "fetch the rows that differ again");
+    auto* log = app.add_subcommand("log", "recent sync events");
+    bool follow = false;
+    log->add_flag("-f,--follow", follow, "keep printing events as they happen");
+    auto* metrics = app.add_subcommand("metrics", "counters in Prometheus text format");
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError& e) {
+        // --help and --version exit 0; every usage error exits 2.
+        return app.exit(e) == 0 ? 0 : 2;
+    }
+    const Style st = style_for_stdout();
+    auto print_json = [](const json& j) { std::printf("%s\n", j.dump(2).c_str()); };
+
+    try {
+        lestash::ControlClient client(socket);
+        if (*status) {
+            const auto s = client.call("status");
+            as_json ? print_json(s) : print_status(s, st);
+        } else if (*now) {
+            const auto ms = static_cast<std::int64_t>(timeout_s * 1000);
+            const auto r = client.call("sync.now", {{"wait", wait}, {"timeout_ms", ms}}, {},
+                                       std::chrono::milliseconds(ms + 30000));
+            if (as_json)
+                print_json(r);
+            else if (wait)
+                std::printf("caught up: %s\n", text(r["status"]["summary"]).c_str());
+            else
+                std::printf("sync requested\n");
+        } else if (*pause || *resume) {
+            const auto r = client.call(*pause ? "sync.pause" : "sync.resume");
+            as_json ? print_json(r)
+                    : (void)std::printf(
+                          "%s\n", *pause ? "paused: changes are captured and wait in the outbox"
+                                         : "resumed");
+        } else if (*search) {
+            std::string query;
+            for (const auto& w : words) query += (query.empty() ? "" : " ") + w;
+            json params = {{"query", query}, {"limit", limit}, {"offset", offset}};
+            if (!source.empty())
+                params["source"] = source;
+            params["highlight"] = st.colour ? json{"\033[1;33m", "\033[0m"} : json{"[", "]"};
+            const auto r = client.call("items.search", params);
+            if (as_json) {
+                print_json(r);
+            } else {
+                for (const auto& h : r["hits"]) {
+                    std::printf("%s %s %s\n", st.bold(std::to_string(h.value("id", 0))).c_str(),
+                                st.dim("[" + text(h["source_type"]) + "]").c_str(),
+                                one_line(text(h["title"]), 70).c_str());
+                    std::printf("    %s\n", one_line(text(h["snippet"]), 200).c_str());
+                }
+                const auto total = r.value("total", 0), shown = static_cast<int>(r["hits"].size());
+                std::printf("%s\n",
+                            st.dim(total == 0 ? "no matches"
+                                              : std::to_string(offset + 1) + "-" +
+                                                    std::to_string(offset + shown) + " of " +
+                                                    std::to_string(total) + " matches")
+                                .c_str());
+            }
+        } else if (*show) {
+            const auto r = client.call("items.get", {{"id", item}});
+            if (as_json) {
+                print_json(r);
+            } else {
+                std::printf(
+                    "%s %s\n",
+                    st.bold(text(r["title"]).empty() ? "(untitled)" : text(r["title"])).c_str(),
+                    st.dim("#" + text(r["id"]) + " " + text(r["uuid"])).c_str());
+                for (const char* k : {"source_type", "source_id", "url", "author", "created_at",
+                                      "fetched_at", "parent_id"})
+                    if (r.contains(k) && !r[k].is_null())
+                        std::printf("%-12s %s\n", k, text(r[k]).c_str());
+                std::string tags;
+                for (const auto& t : r["tags"]) tags += (tags.empty() ? "" : ", ") + text(t);
+                std::printf("%-12s %s\n%-12s %s\n\n%s\n", "tags", tags.empty() ? "-" : tags.c_str(),
+                            "history", (text(r["history_count"]) + " earlier versions").c_str(),
+                            text(r["content"]).c_str());
+            }
+        } else if (*history) {
+            const auto r = client.call("items.history", {{"id", item}, {"limit", history_limit}});
+            if (as_json) {
+                print_json(r);
+            } else if (r["history"].empty()) {
+                std::printf("no history for item %s\n", item.c_str());
+            } else {
+                for (const auto& h : r["history"])
+                    std::printf(
+                        "%s  %-8s %-10s %s\n", text(h["changed_at"]).c_str(),
+                        text(h["change_type"]).c_str(), text(h["change_reason"]).c_str(),
+                        one_line("title: " + text(h["title_old"]) + " | " + text(h["content_old"]),
+                                 90)
+                            .c_str());
+            }
+        } else if (*resolve) {
+            const auto r = client.call("conflicts.resolve", {{"id", conflict_id}, {"keep", keep}});
+            as_json ? print_json(r)
+                    : (void)std::printf("conflict %lld: %s\n", static_cast<long long>(conflict_id),
+                                        text(r["resolution"]).c_str());
+        } else if (*conflicts) {
+            const auto r = client.call("conflicts.list", {{"all", all}});
+            if (as_json) {
+                print_json(r);
+            } else if (r["conflicts"].empty()) {
+                std::printf("no %sconflicts\n", all ? "" : "open ");
+            } else {
+                for (const auto& c : r["conflicts"]) {
+                    std::printf(
+                        "%s %s.%s of %s%s  %s\n", st.bold("#" + text(c["id"])).c_str(),
+                        text(c["table"]).c_str(), text(c["column"]).c_str(),
+                        c["local_id"].is_null() ? text(c["row_uuid"]).c_str()
+                                                : ("row " + text(c["local_id"])).c_str(),
+                        c["title"].is_null()
+                            ? ""
+                            : (" \"" + one_line(text(c["title"]), 40) + "\"").c_str(),
+                        st.dim(relative(c["detected_at"]) +
+                               (c["resolution"].is_null() ? "" : ", " + text(c["resolution"])))
+                            .c_str());
+                    std::printf("    kept:        %s  (from %s)\n",
+                                one_line(text(c["winner"]["value"]), 70).c_str(),
+                                text(c["winner"]["replica"]).empty()
+                                    ? "another writer"
+                                    : text(c["winner"]["replica"]).c_str());
+                    std::printf("    overwritten: %s  (from %s)\n",
+                                one_line(text(c["loser"]["value"]), 70).c_str(),
+                                text(c["loser"]["replica"]).empty()
+                                    ? "another writer"
+                                    : text(c["loser"]["replica"]).c_str());
+                }
+                std::printf(
+                    "%s\n",
+                    st.dim("resolve with: lestash-sync conflicts resolve ID --keep winner|loser")
+                        .c_str());
+            }
+        } else if (*verify) {
+            const auto r =
+                client.call("verify", {{"repair", repair}}, progress, std::chrono::hours(6));
+            if (as_json) {
+                print_json(r);
+            } else {
+                for (const auto& t : r["tables"]) {
+                    std::printf("%-13s %7s local %7s upstream  %s\n", text(t["table"]).c_str(),
+                                text(t["local_rows"]).c_str(), text(t["upstream_rows"]).c_str(),
+                                t.value("matches", false)
+                                    ? st.green("same").c_str()
+                                    : st.red(std::to_string(t["missing_locally"].size()) +
+                                             " missing here, " +
+                                             std::to_string(t["missing_upstream"].size()) +
+                                             " missing upstream, " +
+                                             std::to_string(t["different"].size()) + " different")
+                                          .c_str());
+                }
+                if (r.value("pending_local_rows", 0) > 0)
+                    std::printf("%s local changes not pushed yet were left out\n",
+                                text(r["pending_local_rows"]).c_str());
+                if (!r.value("matches", false) && !repair)
+                    std::printf("run `lestash-sync verify --repair` to fetch them again\n");
+            }
+            return r.value("matches", false) || repair ? 0 : kExitDifferent;
+        } else if (*log) {
+            const auto r = client.call("events.subscribe");
+            for (const auto& e : r["recent"]) print_event(e, as_json);
+            if (r["recent"].empty() && !follow && !as_json)
+                std::printf("no sync events since the daemon started\n");
+            if (follow)
+                client.follow([&](const json& n) {
+                    if (n.value("method", "") == "event")
+                        print_event(n["params"], as_json);
+                    return true;
+                });
+        } else if (*metrics) {
+            const auto r = client.call("metrics");
+            as_json ? print_json(r) : (void)std::printf("%s", text(r["text"]).c_str());
+        }
+        return 0;
+    } catch (const lestash::DaemonNotRunning& e) {
+        std::fprintf(stderr, "lestash-sync: %s\n", e.what());
+        return kExitNotRunning;
+    } catch (const lestash::RpcError& e) {
+        if (as_json)
+            std::printf("%s\n",
+                        json{{"error", {{"code", e.code}, {"message", e.what()}, {"data", e.data}}}}
+                            .dump(2)
+                            .c_str());
+        std::fprintf(stderr, "lestash-sync: %s\n", e.what());
+        return e.code == lestash::rpc::timed_out ? kExitTimedOut : kExitError;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "lestash-sync: %s\n", e.what());
+        return kExitError;
+    }
+}

@@ -1,0 +1,103 @@
+// Conflicts recorded upstream: listing them with local context, resolving
+// them through lestash.resolve_conflict (migrations/postgres/004), and the
+// JSON form of a verify report. Used by the control API.
+#include <nlohmann/json.hpp>
+
+#include "lestash_sync/sync_engine.hpp"
+
+namespace lestash {
+
+using json = nlohmann::json;
+
+json SyncEngine::list_conflicts(bool include_resolved, std::int64_t limit) {
+    pqxx::work tx(upstream_.connection());
+    const auto rows = tx.exec_params(
+        "SELECT c.id, c.tbl, c.row_id::text, c.column_name, c.winner_value::text, "
+        "c.winner_origin::text, wr.name, c.loser_value::text, c.loser_origin::text, lr.name, "
+        "to_char(c.detected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+        "to_char(c.resolved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), c.resolution "
+        "FROM lestash.conflicts c "
+        "LEFT JOIN lestash.replicas wr ON wr.id = c.winner_origin "
+        "LEFT JOIN lestash.replicas lr ON lr.id = c.loser_origin "
+        "WHERE $1 OR c.resolved_at IS NULL ORDER BY c.id LIMIT $2",
+        include_resolved, limit);
+    tx.commit();
+    auto text_or_null = [](const pqxx::field& f) {
+        return f.is_null() ? json(nullptr) : json(f.c_str());
+    };
+    auto json_or_null = [](const pqxx::field& f) {
+        return f.is_null() ? json(nullptr) : json::parse(f.c_str());
+    };
+    json out = json::array();
+    for (const auto& r : rows) {
+        const std::string table = r[1].c_str(), uuid = r[2].c_str();
+        json c = {{"id", r[0].as<std::int64_t>()},
+                  {"table", table},
+                  {"row_uuid", uuid},
+                  {"column", r[3].c_str()},
+                  {"winner",
+                   {{"value", json_or_null(r[4])},
+                    {"origin", text_or_null(r[5])},
+                    {"replica", text_or_null(r[6])}}},
+                  {"loser",
+                   {{"value", json_or_null(r[7])},
+                    {"origin", text_or_null(r[8])},
+                    {"replica", text_or_null(r[9])}}},
+                  {"detected_at", text_or_null(r[10])},
+                  {"resolved_at", text_or_null(r[11])},
+                  {"resolution", text_or_null(r[12])},
+                  {"local_id", nullptr},
+                  {"title", nullptr}};
+        if (const auto known = ids_.by_uuid(table, uuid)) {
+            c["local_id"] = known->local_id;
+            if (table == "items") {
+                sqlite::Statement t(replica_.db(), "SELECT title FROM items WHERE id = ?");
+                t.bind(1, known->local_id);
+                if (t.step() && !t.is_null(0))
+                    c["title"] = t.text(0);
+            }
+        }
+        out.push_back(std::move(c));
+    }
+    return {{"conflicts", std::move(out)}};
+}
+
+json SyncEngine::resolve_conflict(std::int64_t id, bool keep_loser) {
+    try {
+        pqxx::work tx(upstream_.connection());
+        const auto r =
+            tx.exec_params1("SELECT lestash.resolve_conflict($1, $2)::text", id, keep_loser);
+        tx.commit();
+        return json::parse(r[0].c_str());
+    } catch (const pqxx::sql_error& e) {
+        // Refusals (no such conflict, already resolved, row gone) are the
+        // user's to read: the server's message as it is.
+        std::string msg = e.what();
+        if (msg.rfind("ERROR:  ", 0) == 0)
+            msg.erase(0, 8);
+        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        const std::string state = e.sqlstate();
+        if (state == "P0002" || state == "55000")
+            throw UpstreamError(msg, false, state);
+        throw;
+    }
+}
+
+json verify_report_json(const VerifyReport& report, bool repaired) {
+    json tables = json::array();
+    for (const auto& t : report.tables)
+        tables.push_back({{"table", t.table},
+                          {"local_rows", t.local_rows},
+                          {"upstream_rows", t.upstream_rows},
+                          {"matches", t.matches()},
+                          {"missing_locally", t.missing_locally},
+                          {"missing_upstream", t.missing_upstream},
+                          {"different", t.different},
+                          {"repaired", t.repaired}});
+    return {{"matches", report.matches()},
+            {"repair", repaired},
+            {"pending_local_rows", report.pending_local_rows},
+            {"tables", std::move(tables)}};
+}
+
+}  // namespace lestash
