@@ -8,7 +8,7 @@ packages=(
   libsqlite3-dev sqlite3 libpq-dev libpqxx-dev nlohmann-json3-dev libspdlog-dev libasio-dev
   catch2 libtomlplusplus-dev libcli11-dev
   postgresql-15 postgresql-client-15
-  python3 procps systemd
+  python3 procps systemd clang libclang-rt-14-dev
 )
 
 missing=()

@@ -2,7 +2,8 @@
 # The README's test command: installs what is needed, builds with warnings as
 # errors, runs the whole suite with CTest, then builds again with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite once more.
-# Set LESTASH_SKIP_SANITIZE=1 to skip the second pass while iterating.
+# Then a short libFuzzer run of the control protocol (clang). Set
+# LESTASH_SKIP_SANITIZE=1 or LESTASH_SKIP_FUZZ=1 to skip those while iterating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -19,4 +20,11 @@ run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${LESTASH_SKIP_SANITIZE:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DLESTASH_SANITIZE=ON
+fi
+# The control protocol's fuzz target (libFuzzer needs clang): a bounded run.
+if [ "${LESTASH_SKIP_FUZZ:-0}" != 1 ]; then
+  CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DLESTASH_WERROR=ON -DLESTASH_FUZZ=ON \
+    -DLESTASH_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build/fuzz -j "$jobs" --target rpc_fuzz
+  (cd build/fuzz && ctest --output-on-failure)
 fi

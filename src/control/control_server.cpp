@@ -19,6 +19,7 @@
 #include <set>
 #include <thread>
 
+#include "lestash_sync/calls.hpp"
 #include "lestash_sync/error.hpp"
 #include "lestash_sync/queries.hpp"
 #include "lestash_sync/rpc.hpp"
@@ -573,148 +574,115 @@ void ControlServer::Impl::dispatch(const std::shared_ptr<Session>& session, rpc:
         if (!request.notification)
             session->send(rpc::result_response(request.id, std::move(result)));
     };
-    try {
-        const rpc::Params p(request.params);
-        const auto& m = request.method;
-        if (stopping)
-            throw rpc::Failure(rpc::unavailable, "the daemon is stopping");
-        if (m == "hello" || m == "version") {
-            p.only({"client", "protocol"});
+    // One visitor arm per method; what each accepts is decided in calls.cpp.
+    struct Run {
+        Impl& self;
+        const std::shared_ptr<Session>& session;
+        const rpc::Request& request;
+        const std::function<void(json)>& reply;
+
+        void operator()(const rpc::HelloCall&) const {
             reply({{"protocol", rpc::kProtocolVersion},
                    {"version", LESTASH_VERSION},
                    {"daemon", "lestash-syncd"},
-                   {"methods",
-                    {"hello", "version", "status", "metrics", "sync.now", "sync.pause",
-                     "sync.resume", "items.search", "items.get", "items.history", "conflicts.list",
-                     "conflicts.resolve", "verify", "events.subscribe"}}});
-        } else if (m == "status") {
-            p.only({});
-            reply(status_json(status.snapshot()));
-        } else if (m == "metrics") {
-            p.only({});
+                   {"methods", rpc::method_names()}});
+        }
+        void operator()(const rpc::StatusCall&) const {
+            reply(self.status_json(self.status.snapshot()));
+        }
+        void operator()(const rpc::MetricsCall&) const {
             reply({{"content_type", "text/plain; version=0.0.4"},
-                   {"text", metrics(status.snapshot())}});
-        } else if (m == "sync.pause") {
-            p.only({});
-            worker.pause();
+                   {"text", self.metrics(self.status.snapshot())}});
+        }
+        void operator()(const rpc::PauseCall&) const {
+            self.worker.pause();
             reply({{"paused", true}});
-        } else if (m == "sync.resume") {
-            p.only({});
-            worker.resume();
+        }
+        void operator()(const rpc::ResumeCall&) const {
+            self.worker.resume();
             reply({{"paused", false}});
-        } else if (m == "sync.now") {
-            p.only({"wait", "timeout_ms"});
-            const bool wait = p.boolean("wait").value_or(false);
-            const auto timeout = p.integer("timeout_ms", 0, 24 * 3600 * 1000).value_or(60000);
-            const auto s = status.snapshot();
+        }
+        void operator()(const rpc::SyncNowCall& c) const {
+            const auto s = self.status.snapshot();
             if (s.state == DaemonState::paused)
                 throw rpc::Failure(rpc::paused, "sync is paused — run `lestash-sync resume` first");
-            worker.sync_now();
-            if (!wait)
+            self.worker.sync_now();
+            if (!c.wait)
                 return reply({{"requested", true}});
             if (request.notification)
                 return;
             // A cycle already under way may have started before the caller's
             // last write: wait for the one after it.
             Waiter w{session, request.id, s.cycles + (s.state == DaemonState::syncing ? 2 : 1),
-                     std::make_shared<asio::steady_timer>(io)};
-            w.timer->expires_after(std::chrono::milliseconds(timeout));
-            waiters.push_back(w);
-            auto it = std::prev(waiters.end());
-            w.timer->async_wait([self = shared_from_this(), it, timeout](std::error_code ec) {
+                     std::make_shared<asio::steady_timer>(self.io)};
+            w.timer->expires_after(std::chrono::milliseconds(c.timeout_ms));
+            self.waiters.push_back(w);
+            auto it = std::prev(self.waiters.end());
+            w.timer->async_wait([impl = self.shared_from_this(), it,
+                                 timeout = c.timeout_ms](std::error_code ec) {
                 if (ec)
                     return;
-                const auto now = self->status.snapshot();
+                const auto now = impl->status.snapshot();
                 if (auto s = it->session.lock())
                     s->send(rpc::error_response(
                         it->id, rpc::timed_out,
                         "not caught up after " + std::to_string(timeout) + " ms: " + now.summary(),
-                        self->status_json(now)));
-                self->waiters.erase(it);
+                        impl->status_json(now)));
+                impl->waiters.erase(it);
             });
-        } else if (m == "items.search") {
-            p.only({"query", "limit", "offset", "source", "highlight"});
-            queries::SearchOptions o;
-            o.query = p.required_text("query");
-            o.limit = static_cast<int>(p.integer("limit", 1, 1000).value_or(20));
-            o.offset = static_cast<int>(p.integer("offset", 0, 100000000).value_or(0));
-            o.source_type = p.text("source");
-            if (request.params.contains("highlight") && !request.params["highlight"].is_null()) {
-                const auto& h = request.params["highlight"];
-                if (!h.is_array() || h.size() != 2 || !h[0].is_string() || !h[1].is_string())
-                    throw rpc::Failure(rpc::invalid_params,
-                                       "\"highlight\" must be two strings: [before, after]");
-                o.mark_start = h[0].get<std::string>();
-                o.mark_end = h[1].get<std::string>();
-            }
-            on_query_thread(session, request,
-                            [o](sqlite::Connection& db) { return queries::search(db, o); });
-        } else if (m == "items.get" || m == "items.history") {
-            const bool history = m == "items.history";
-            if (history)
-                p.only({"id", "limit"});
-            else
-                p.only({"id"});
-            const auto& raw = request.params.contains("id") ? request.params["id"] : json();
-            std::string id;
-            if (raw.is_number_integer())
-                id = std::to_string(raw.get<std::int64_t>());
-            else if (raw.is_string())
-                id = raw.get<std::string>();
-            else
-                throw rpc::Failure(rpc::invalid_params,
-                                   "\"id\" is required: the item's number or its UUID");
-            const int limit = static_cast<int>(p.integer("limit", 1, 100000).value_or(100));
-            on_query_thread(session, request, [id, history, limit](sqlite::Connection& db) {
-                return history ? queries::item_history(db, id, limit) : queries::get_item(db, id);
+        }
+        void operator()(const rpc::SearchCall& c) const {
+            self.on_query_thread(session, request, [o = c.options](sqlite::Connection& db) {
+                return queries::search(db, o);
             });
-        } else if (m == "conflicts.list") {
-            p.only({"all", "limit"});
-            const bool all = p.boolean("all").value_or(false);
-            const auto limit = p.integer("limit", 1, 100000).value_or(1000);
-            on_worker(session, request, [all, limit](SyncEngine& engine, Replica&, const auto&) {
-                return engine.list_conflicts(all, limit);
+        }
+        void operator()(const rpc::ItemCall& c) const {
+            self.on_query_thread(session, request, [c](sqlite::Connection& db) {
+                return c.history ? queries::item_history(db, c.id, c.limit)
+                                 : queries::get_item(db, c.id);
             });
-        } else if (m == "conflicts.resolve") {
-            p.only({"id", "keep"});
-            const auto id = p.integer("id", 1, INT64_MAX);
-            if (!id)
-                throw rpc::Failure(rpc::invalid_params,
-                                   "\"id\" is required: the conflict's number");
-            const auto keep = p.required_text("keep");
-            if (keep != "winner" && keep != "loser")
-                throw rpc::Failure(rpc::invalid_params, "\"keep\" must be \"winner\" or \"loser\"");
-            on_worker(session, request,
-                      [this, id = *id, keep](SyncEngine& engine, Replica&, const auto&) {
-                          json result = engine.resolve_conflict(id, keep == "loser");
-                          worker.sync_now();  // a restored value comes back through the change log
-                          return result;
-                      });
-        } else if (m == "verify") {
-            p.only({"repair"});
-            const bool repair = p.boolean("repair").value_or(false);
-            on_worker(
+        }
+        void operator()(const rpc::ListConflictsCall& c) const {
+            self.on_worker(session, request, [c](SyncEngine& engine, Replica&, const auto&) {
+                return engine.list_conflicts(c.all, c.limit);
+            });
+        }
+        void operator()(const rpc::ResolveConflictCall& c) const {
+            self.on_worker(
                 session, request,
-                [repair](SyncEngine& engine, Replica&, const std::function<void(json)>& notify) {
+                [c, &worker = self.worker](SyncEngine& engine, Replica&, const auto&) {
+                    json result = engine.resolve_conflict(c.id, c.keep_loser);
+                    worker.sync_now();  // a restored value comes back through the change log
+                    return result;
+                });
+        }
+        void operator()(const rpc::VerifyCall& c) const {
+            self.on_worker(
+                session, request,
+                [c](SyncEngine& engine, Replica&, const std::function<void(json)>& notify) {
                     const auto report =
-                        engine.verify(repair, [&](const std::string& table, int done, int total) {
+                        engine.verify(c.repair, [&](const std::string& table, int done, int total) {
                             notify(rpc::notification(
                                 "verify.progress",
                                 {{"table", table}, {"done", done}, {"total", total}}));
                         });
-                    return verify_report_json(report, repair);
+                    return verify_report_json(report, c.repair);
                 });
-        } else if (m == "events.subscribe") {
-            p.only({});
+        }
+        void operator()(const rpc::SubscribeCall&) const {
             session->subscribed = true;
             session->read_timer.cancel();
             reply({{"subscribed", true},
-                   {"status", status_json(status.snapshot())},
-                   {"recent", json(recent)}});
-        } else {
-            throw rpc::Failure(rpc::method_not_found,
-                               "unknown method \"" + m + "\" — `hello` lists the methods");
+                   {"status", self.status_json(self.status.snapshot())},
+                   {"recent", json(self.recent)}});
         }
+    };
+    try {
+        const rpc::Call call = rpc::parse_call(request);
+        if (stopping)
+            throw rpc::Failure(rpc::unavailable, "the daemon is stopping");
+        const std::function<void(json)> send_reply = reply;
+        std::visit(Run{*this, session, request, send_reply}, call);
     } catch (const rpc::Failure& f) {
         if (!request.notification)
             session->send(rpc::error_response(request.id, f.code, f.what(), f.data));

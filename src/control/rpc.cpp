@@ -27,7 +27,9 @@ std::variant<Request, Rejection> parse_request(std::string_view line) {
     json message;
     try {
         message = json::parse(line);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // parse_error, and also out_of_range for numbers beyond double
+        // (1e999): found by the fuzzer, it used to escape and end the daemon.
         // nlohmann rejects invalid UTF-8 as a parse error too.
         return reject(nullptr, parse_error, std::string("not valid JSON (UTF-8): ") + e.what());
     }

@@ -334,9 +334,11 @@ class RowApplier {
                              "u.parent_uuid");
         std::vector<std::tuple<std::string, std::int64_t, std::string, std::int64_t>> found;
         while (st.step()) found.emplace_back(st.text(0), st.integer(1), st.text(2), st.integer(3));
-        for (const auto& [table, id, col, parent] : found) {
+        for (const auto& entry : found) {
+            const auto& [table, id, col, parent] = entry;
+            const std::string& name = std::get<0>(entry);
             const auto m = std::find_if(maps_.begin(), maps_.end(),
-                                        [&](const auto& x) { return x.spec->name == table; });
+                                        [&](const auto& x) { return x.spec->name == name; });
             if (m == maps_.end())
                 continue;
             sql_.get("UPDATE " + quote_identifier(table) + " SET " + quote_identifier(col) +
