@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
@@ -19,6 +20,7 @@
 #include "lestash_sync/config.hpp"
 #include "lestash_sync/control_server.hpp"
 #include "lestash_sync/error.hpp"
+#include "lestash_sync/local_postgres.hpp"
 #include "lestash_sync/replica.hpp"
 #include "lestash_sync/sd_notify.hpp"
 #include "lestash_sync/sync_engine.hpp"
@@ -96,7 +98,42 @@ class DatabaseLock {
     int fd_ = -1;
 };
 
-int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags) {
+// A private Postgres for a machine with none configured (--local-postgres):
+// Debian's server binaries, data under $XDG_DATA_HOME/lestash-sync/postgres
+// (~/.local/share/...), a unix socket only (in a 0700 directory there), the
+// migrations applied. It runs while this process runs and stops with it.
+std::unique_ptr<lestash::LocalPostgres> start_private_postgres(Config& config) {
+    const char* data_home = std::getenv("XDG_DATA_HOME");
+    const char* home = std::getenv("HOME");
+    const std::string root =
+        (data_home && *data_home ? std::string(data_home)
+                                 : std::string(home ? home : ".") + "/.local/share") +
+        "/lestash-sync/postgres";
+    std::filesystem::create_directories(root);
+    std::unique_ptr<lestash::LocalPostgres> pg;
+    try {
+        pg = std::make_unique<lestash::LocalPostgres>(
+            lestash::LocalPostgresOptions{root + "/data", false, true});
+        pqxx::connection admin(pg->conninfo("postgres"));
+        pqxx::nontransaction q(admin);
+        if (q.exec("SELECT 1 FROM pg_database WHERE datname = 'lestash'").empty())
+            q.exec("CREATE DATABASE lestash");
+    } catch (const std::exception& e) {
+        throw lestash::Error(
+            std::string("cannot start the private Postgres in ") + root + ": " + e.what() +
+            " — is postgresql-15 installed (scripts/install-deps.sh)? Or configure "
+            "[postgres] conninfo to use a server of your own");
+    }
+    config.postgres = pg->conninfo("lestash");
+    lestash::apply_migrations(config.postgres);
+    std::cerr << "lestash-syncd: private Postgres running (pid " << pg->pid() << ", data in "
+              << root << "/data, socket in " << pg->socket_dir()
+              << "); it stops when lestash-syncd stops\n";
+    return pg;
+}
+
+int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags,
+               const std::string& private_postgres) {
     DatabaseLock lock(config.database);
     lestash::StatusBoard status;
     lestash::SystemdNotifier systemd;
@@ -143,7 +180,9 @@ int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags)
         if (sig == SIGHUP) {
             systemd.reloading();
             try {
-                const Config fresh = lestash::load_config(flags);
+                Config fresh = lestash::load_config(flags);
+                if (fresh.postgres.empty())
+                    fresh.postgres = private_postgres;
                 spdlog::get("lestash-syncd")->set_level(spdlog::level::from_str(fresh.log_level));
                 worker.reload(worker_settings(fresh));
                 spdlog::info("configuration reloaded");
@@ -270,6 +309,10 @@ int main(int argc, char** argv) {
     lestash::add_config_flags(app, flags);
     bool once = false;
     app.add_flag("--once", once, "attach, push pending changes, pull until caught up, exit");
+    bool local_postgres = false;
+    app.add_flag(
+        "--local-postgres", local_postgres,
+        "when no Postgres is configured, run a private one under ~/.local/share/lestash-sync");
     auto* migrate =
         app.add_subcommand("migrate", "apply the upstream schema (needs an owner role)");
     auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
@@ -284,7 +327,10 @@ int main(int argc, char** argv) {
     }
 
     try {
-        const Config config = lestash::load_config(flags);
+        Config config = lestash::load_config(flags);
+        std::unique_ptr<lestash::LocalPostgres> private_postgres;
+        if (local_postgres && config.postgres.empty() && !*migrate)
+            private_postgres = start_private_postgres(config);
         if (*migrate) {
             if (config.postgres.empty())
                 throw lestash::ConfigError(
@@ -299,7 +345,7 @@ int main(int argc, char** argv) {
         if (once)
             return run_once(config);
         setup_logging(config);
-        return run_daemon(config, flags);
+        return run_daemon(config, flags, private_postgres ? config.postgres : std::string());
     } catch (const lestash::ConfigError& e) {
         std::cerr << "lestash-syncd: " << e.what() << "\n";
         return 2;
