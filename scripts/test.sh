@@ -19,7 +19,7 @@ run_suite() {
 run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
 if [ "${LESTASH_SKIP_SANITIZE:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-    run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DLESTASH_SANITIZE=ON
+    run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DLESTASH_SANITIZE=ON -DLESTASH_DOCKER_TESTS=OFF
 fi
 # The control protocol's fuzz target (libFuzzer needs clang): a bounded run.
 if [ "${LESTASH_SKIP_FUZZ:-0}" != 1 ]; then
