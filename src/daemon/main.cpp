@@ -161,15 +161,17 @@ int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags,
         control.status_changed();
     };
     worker.on_cycle([&] { asio::post(io, publish_status); });
+    // Watching before the first cycle starts: a commit made while it runs
+    // still raises an event (queued until the loop runs).
+    lestash::WalWatcher watcher(io, config.database, [&] {
+        status.count_wakeup();
+        worker.local_change();
+    });
     worker.start([&] {
         asio::post(io, [&] {
             systemd.ready();
             publish_status();
         });
-    });
-    lestash::WalWatcher watcher(io, config.database, [&] {
-        status.count_wakeup();
-        worker.local_change();
     });
 
     asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);

@@ -6,6 +6,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <iterator>
+
 namespace lestash {
 namespace {
 
@@ -299,14 +301,35 @@ void SyncWorker::run() {
                     : std::chrono::duration_cast<std::chrono::milliseconds>(settings_.safety_pull));
     };
     auto due = schedule();
+    // A file event can reach us before the commit that caused it is
+    // visible: SQLite writes the WAL frames (inotify fires) and only then
+    // publishes the commit in the shared-memory index, which raises no event.
+    // An app that keeps its connection open makes no further event, so an
+    // event that shows no new commit is looked at again a little later.
+    constexpr std::chrono::milliseconds kRecheckAfter[] = {
+        std::chrono::milliseconds(5), std::chrono::milliseconds(50), std::chrono::milliseconds(500),
+        std::chrono::milliseconds(3000)};
+    constexpr auto kNever = Clock::time_point::max();
+    auto recheck_at = kNever;
+    std::size_t recheck_round = 0;
     for (;;) {
+        const auto wake_at = std::min(due, recheck_at);
         const auto timeout = std::max(std::chrono::milliseconds(0),
                                       std::chrono::duration_cast<std::chrono::milliseconds>(
-                                          due - Clock::now() + std::chrono::milliseconds(1)));
+                                          wake_at - Clock::now() + std::chrono::milliseconds(1)));
         const bool failing_before = failing();
         unsigned bits = wait(timeout);
         if (bits & kStop || stopping_)
             break;
+        // Other wake-ups (the echo of our own push, a control request) leave
+        // a pending re-check in place.
+        if (bits & kLocal) {
+            recheck_round = 0;  // a fresh event starts the re-checks over
+            recheck_at = kNever;
+        } else if (Clock::now() >= recheck_at) {
+            bits |= kLocal;
+            recheck_at = kNever;
+        }
         // The notification connection can drop while we wait: retry on the
         // backoff schedule from now, not at the next safety pull.
         if (!failing_before && failing())
@@ -364,6 +387,8 @@ void SyncWorker::run() {
                 }
                 run_cycle = true;
             } else {
+                if (recheck_round < std::size(kRecheckAfter))
+                    recheck_at = Clock::now() + kRecheckAfter[recheck_round++];
                 refresh_local_counters();
             }
         }
@@ -374,6 +399,12 @@ void SyncWorker::run() {
                   : failing()      ? "retry"
                                    : "safety");
             due = schedule();
+            // An event merged into this one may belong to a commit that was
+            // not visible yet when the cycle read the outbox.
+            if (bits & kLocal) {
+                recheck_round = 0;
+                recheck_at = Clock::now() + kRecheckAfter[recheck_round++];
+            }
         }
         if (on_cycle_)
             on_cycle_();
