@@ -84,10 +84,17 @@ void SyncWorker::local_change() {
 void SyncWorker::sync_now() {
     request(kSync);
 }
+// The state changes before the call returns, so `resume` followed at once
+// by `sync.now` is not refused as paused; the worker applies both in order.
 void SyncWorker::pause() {
+    status_.update([](DaemonStatus& s) { s.state = DaemonState::paused; });
     request(kPause);
 }
 void SyncWorker::resume() {
+    status_.update([](DaemonStatus& s) {
+        if (s.state == DaemonState::paused)
+            s.state = DaemonState::idle;
+    });
     request(kResume);
 }
 
@@ -144,6 +151,12 @@ bool SyncWorker::connect() {
         upstream_ = std::make_unique<Upstream>(settings_.postgres);
         SyncOptions opts = settings_.sync;
         opts.should_stop = [this] { return stopping_.load(); };
+        // Each step of push and pull at debug level: a crash can be placed.
+        opts.fault_hook = [hook = std::move(opts.fault_hook)](std::string_view point) {
+            spdlog::debug("step {}", point);
+            if (hook)
+                hook(point);
+        };
         engine_ = std::make_unique<SyncEngine>(*replica_, *upstream_, opts);
         listener_ = std::make_unique<ChangeListener>(settings_.postgres);
         const int version = upstream_->schema_version();

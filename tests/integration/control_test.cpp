@@ -237,12 +237,18 @@ TEST_CASE("every method answers over the socket, and search on B finds what A wr
     }
 
     // metrics: Prometheus text with the counters.
-    const auto metrics = a.call("metrics")["text"].get<std::string>();
-    CHECK(metrics.find("lestash_sync_outbox_depth 0") != std::string::npos);
-    CHECK(metrics.find("lestash_sync_state{state=\"idle\"} 1") != std::string::npos);
+    // The pushed event comes from inside the cycle; the counters settle when it ends.
+    std::string metrics;
+    CHECK(eventually([&] {
+        metrics = a.call("metrics")["text"].get<std::string>();
+        return metrics.find("lestash_sync_outbox_depth 0") != std::string::npos &&
+               metrics.find("lestash_sync_state{state=\"idle\"} 1") != std::string::npos;
+    }));
     CHECK(metrics.find("# TYPE lestash_sync_pushed_changes_total counter") != std::string::npos);
 
-    // verify, with progress notifications.
+    // verify, with progress notifications, once B has pulled A's last write.
+    REQUIRE(eventually(
+        [&] { return b.count("SELECT count(*) FROM tags WHERE name = 'evented'") == 1; }));
     int progress = 0;
     ControlClient v(b.socket);
     const auto report = v.call("verify", {{"repair", false}}, [&](const json& n) {
