@@ -73,6 +73,17 @@ class DatabaseLock {
     explicit DatabaseLock(const std::string& db_path) : path_(db_path + "-syncd.lock") {
         lestash::require_database_directory(db_path);
         fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (fd_ < 0 && errno == EROFS) {
+            // Typically the systemd unit's sandbox: only ~/.config/lestash is
+            // writable. A setting to change, not worth restarting (exit 2).
+            const auto dir = std::filesystem::absolute(db_path).parent_path().string();
+            throw lestash::ConfigError(
+                "cannot create lock file " + path_ + ": " + std::strerror(EROFS) + " — " + dir +
+                " is read-only to lestash-syncd. Under the systemd user unit only "
+                "~/.config/lestash is writable: allow " +
+                dir + " with `systemctl --user edit lestash-syncd` ([Service] ReadWritePaths=" +
+                dir + "), or keep lestash.db in ~/.config/lestash");
+        }
         if (fd_ < 0)
             throw lestash::LocalDatabaseError("cannot create lock file " + path_ + ": " +
                                               std::strerror(errno));
