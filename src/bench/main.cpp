@@ -9,6 +9,7 @@
 #include <random>
 
 #include "bench_common.hpp"
+#include "daemon_bench.hpp"
 #include "lestash_sync/replica.hpp"
 #include "lestash_sync/sqlite.hpp"
 #include "sync_bench.hpp"
@@ -122,6 +123,17 @@ int main(int argc, char** argv) {
     sync->add_option("--postgres", postgres,
                      "admin conninfo (a scratch database is created and dropped); default: a "
                      "private server started for the run");
+    DaemonBenchOptions daemon_options;
+    auto* daemon = app.add_subcommand(
+        "daemon", "two running lestash-syncd: propagation latency, idle cost, memory, bulk rate");
+    daemon->add_option("--writes", daemon_options.writes, "single-note writes timed for latency")
+        ->check(CLI::PositiveNumber);
+    daemon->add_option("--idle-seconds", daemon_options.idle_seconds, "idle window measured")
+        ->check(CLI::PositiveNumber);
+    daemon->add_option("--bulk", daemon_options.bulk, "notes of the one-transaction bulk write")
+        ->check(CLI::PositiveNumber);
+    daemon->add_option("--syncd", daemon_options.syncd_path,
+                       "the lestash-syncd to run (default: the one beside lestash-bench)");
     app.add_flag("--json", json, "print one JSON object instead of a table");
     app.add_option("--dir", work_dir, "where to put the scratch databases (default: a temp dir)");
     CLI11_PARSE(app, argc, argv);
@@ -138,12 +150,18 @@ int main(int argc, char** argv) {
                 std::cout << nlohmann::json{{"capture", result}}.dump() << "\n";
             else
                 print_table(result);
-        } else {
+        } else if (*sync) {
             const auto result = bench_sync(dir, items, postgres);
             if (json)
                 std::cout << nlohmann::json{{"sync", result}}.dump() << "\n";
             else
                 print_sync_table(result);
+        } else {
+            const auto result = bench_daemon(dir, daemon_options);
+            if (json)
+                std::cout << nlohmann::json{{"daemon", result}}.dump() << "\n";
+            else
+                print_daemon_table(result);
         }
     } catch (const std::exception& e) {
         std::cerr << "lestash-bench: " << e.what() << "\n";

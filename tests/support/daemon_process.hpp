@@ -1,7 +1,7 @@
 // A lestash-syncd child process for tests: started with the arguments and
 // environment given, its stdout and stderr kept in a log file, and killed by
 // pid (SIGKILL) when the object goes, even when the test fails. It also gets
-// SIGKILL if the test binary dies (PR_SET_PDEATHSIG).
+// SIGKILL if the test binary dies (PR_SET_PDEATHSIG; see ChildProcess).
 #pragma once
 
 #include <sys/types.h>
@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "lestash_sync/child_process.hpp"
+
 namespace lestash::test {
 
 class DaemonProcess {
@@ -19,26 +21,24 @@ class DaemonProcess {
     // the test's own environment. Output goes to `log_path`.
     DaemonProcess(const std::vector<std::string>& args, const std::string& log_path,
                   const std::vector<std::string>& env = {});
-    ~DaemonProcess();
     DaemonProcess(const DaemonProcess&) = delete;
     DaemonProcess& operator=(const DaemonProcess&) = delete;
 
-    pid_t pid() const { return pid_; }
+    pid_t pid() const { return child_.pid(); }
     // False once the process has exited (its status is then kept).
-    bool running();
+    bool running() { return child_.running(); }
     // Sends `sig` and waits up to `timeout` for the exit; returns the exit
     // status, or 128 + signal number when a signal ended it. Throws when it
     // does not exit in time (the destructor then kills it).
     int stop(int sig, std::chrono::seconds timeout = std::chrono::seconds(120));
     // Waits for an exit the process makes by itself (e.g. --once).
     int wait(std::chrono::seconds timeout = std::chrono::seconds(300));
-    void signal(int sig) const;
+    void signal(int sig) const { child_.signal(sig); }
     std::string log() const;
 
   private:
     std::string log_path_;
-    pid_t pid_ = -1;
-    int status_ = -1;  // exit status once reaped
+    ChildProcess child_;
 };
 
 // Polls `condition` every 50 ms until it holds or `deadline` passes; the

@@ -1,0 +1,28 @@
+// What two real lestash-syncd processes cost, each figure beside a raw
+// baseline run in the same process: propagation latency of single CLI-like
+// writes (from the write on A to the row on B) against a plain Postgres
+// INSERT + NOTIFY reaching a LISTENing client; idle wakeups and CPU; memory
+// after the writes and after a bulk write; bulk propagation rows/s against
+// COPY in and out of Postgres plus a plain SQLite insert of the same rows.
+#pragma once
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace lestash::bench {
+
+struct DaemonBenchOptions {
+    int writes = 200;        // single-row app writes timed for latency
+    int idle_seconds = 60;   // idle window measured after them
+    int bulk = 5000;         // notes of the one-transaction bulk write
+    std::string syncd_path;  // empty: lestash-syncd beside this binary
+};
+
+// Starts a private Postgres and two daemons on fresh databases under `dir`
+// (their logs, and latency.csv with each write's commit time, stay there);
+// stops them all by pid before returning or throwing.
+nlohmann::json bench_daemon(const std::filesystem::path& dir, const DaemonBenchOptions& options);
+void print_daemon_table(const nlohmann::json& r);
+
+}  // namespace lestash::bench
