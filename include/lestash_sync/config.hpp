@@ -29,6 +29,7 @@ struct Config {
     int debounce_ms = 2;
     int safety_pull_seconds = 300;
     int max_backoff_seconds = 60;
+    int response_timeout_seconds = 60;
     std::string log_level = "info";
     std::string socket_path = default_socket_path();
     int request_timeout_seconds = 30;

@@ -23,7 +23,7 @@ struct ControlOptions {
     std::string database_path;                      // for the read-only query connection
     std::chrono::milliseconds read_timeout{30000};  // for a request to arrive in full
     std::size_t max_clients = 128;
-    std::size_t max_queued_bytes = 8 * 1024 * 1024;  // per client, unsent
+    std::size_t max_queued_bytes = std::size_t{8} * 1024 * 1024;  // per client, unsent
 };
 
 class ControlServer {

@@ -16,6 +16,7 @@
 #include "lestash_sync/backoff.hpp"
 #include "lestash_sync/listener.hpp"
 #include "lestash_sync/replica.hpp"
+#include "lestash_sync/response_guard.hpp"
 #include "lestash_sync/status.hpp"
 #include "lestash_sync/sync_engine.hpp"
 #include "lestash_sync/upstream.hpp"
@@ -30,6 +31,9 @@ struct WorkerSettings {
     std::chrono::milliseconds debounce{2};
     std::chrono::seconds safety_pull{300};
     std::chrono::seconds max_backoff{60};
+    // A Postgres request unanswered this long: the connection is dropped
+    // and made again (see ResponseGuard).
+    std::chrono::seconds response_timeout{60};
 };
 
 class SyncWorker {
@@ -102,6 +106,7 @@ class SyncWorker {
     std::mutex settings_mutex_;
     std::mutex jobs_mutex_;
     std::deque<Job> jobs_;
+    ResponseGuard guard_{settings_.response_timeout};
 };
 
 }  // namespace lestash

@@ -133,6 +133,8 @@ const std::vector<Key>& keys() {
     static const std::vector<Key> all = {
         {"database", "path", Text{&Config::database, database_path}},
         {"postgres", "conninfo", Text{&Config::postgres, postgres_conninfo}},
+        {"postgres", "response_timeout_seconds",
+         WholeNumber{&Config::response_timeout_seconds, 1, 3600}},
         {"replica", "name", Text{&Config::replica_name, replica_name}},
         {"sync", "tables", TableList{&Config::tables}},
         {"sync", "push_batch", WholeNumber{&Config::push_batch, 1, 100000}},

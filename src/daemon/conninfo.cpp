@@ -9,7 +9,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
+#include <set>
 #include <string_view>
 #include <vector>
 
@@ -197,7 +200,99 @@ std::string without_passwords(std::string message, const std::string& conninfo) 
     return message;
 }
 
+struct NetworkDefault {
+    const char* keyword;
+    const char* value;
+};
+constexpr NetworkDefault kNetworkDefaults[] = {
+    {"connect_timeout", "10"}, {"keepalives_idle", "30"},     {"keepalives_interval", "10"},
+    {"keepalives_count", "3"}, {"tcp_user_timeout", "60000"},
+};
+
+std::string trimmed(std::string_view text) {
+    while (!text.empty() && is_space(text.front())) text.remove_prefix(1);
+    while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+    return std::string(text);
+}
+
+// The keywords the [service] section sets, from the first file that has it,
+// in libpq's order: PGSERVICEFILE or ~/.pg_service.conf, then
+// PGSYSCONFDIR/pg_service.conf (Debian's libpq: /etc/postgresql-common).
+std::set<std::string> service_keywords(const std::string& service) {
+    std::vector<std::string> files;
+    if (const char* f = std::getenv("PGSERVICEFILE"); f && *f)
+        files.emplace_back(f);
+    else if (const char* home = std::getenv("HOME"); home && *home)
+        files.push_back(std::string(home) + "/.pg_service.conf");
+    const char* sysconf = std::getenv("PGSYSCONFDIR");
+    files.push_back(std::string(sysconf && *sysconf ? sysconf : "/etc/postgresql-common") +
+                    "/pg_service.conf");
+    for (const auto& path : files) {
+        std::ifstream in(path);
+        std::set<std::string> found;
+        bool inside = false, seen = false;
+        for (std::string line; std::getline(in, line);) {
+            const std::string text = trimmed(line);
+            if (text.empty() || text[0] == '#')
+                continue;
+            if (text.front() == '[' && text.back() == ']') {
+                inside = text.substr(1, text.size() - 2) == service;
+                seen = seen || inside;
+            } else if (inside && text.find('=') != std::string::npos) {
+                found.insert(trimmed(std::string_view(text).substr(0, text.find('='))));
+            }
+        }
+        if (seen)
+            return found;
+    }
+    return {};
+}
+
 }  // namespace
+
+std::string with_network_defaults(const std::string& conninfo) {
+    char* error = nullptr;
+    PQconninfoOption* given = PQconninfoParse(conninfo.c_str(), &error);
+    if (!given) {
+        if (error)
+            PQfreemem(error);
+        return conninfo;
+    }
+    std::set<std::string> set_by_user;
+    std::string service;
+    for (auto* o = given; o->keyword; ++o) {
+        if (o->val && *o->val)
+            set_by_user.insert(o->keyword);
+        if (o->val && std::string_view(o->keyword) == "service")
+            service = o->val;
+    }
+    PQconninfoFree(given);
+    if (const char* env = std::getenv("PGSERVICE"); service.empty() && env)
+        service = env;
+    if (!service.empty())
+        set_by_user.merge(service_keywords(service));
+    if (PQconninfoOption* defaults = PQconndefaults()) {
+        for (auto* o = defaults; o->keyword; ++o) {
+            const char* value = o->envvar ? std::getenv(o->envvar) : nullptr;
+            if (value && *value)
+                set_by_user.insert(o->keyword);
+        }
+        PQconninfoFree(defaults);
+    }
+
+    const bool uri = uri_prefix_length(conninfo) > 0;
+    std::string out = conninfo;
+    for (const auto& d : kNetworkDefaults) {
+        if (set_by_user.count(d.keyword))
+            continue;
+        if (uri)
+            out += (out.find('?') == std::string::npos ? "?" : "&");
+        else if (!out.empty() && !is_space(out.back()))
+            out += ' ';
+        out += std::string(d.keyword) + "=" + d.value;
+    }
+    return out;
+}
 
 std::string redact_conninfo(const std::string& conninfo) {
     std::string out = conninfo;

@@ -52,6 +52,7 @@ lestash::WorkerSettings worker_settings(const Config& c) {
     w.debounce = std::chrono::milliseconds(c.debounce_ms);
     w.safety_pull = std::chrono::seconds(c.safety_pull_seconds);
     w.max_backoff = std::chrono::seconds(c.max_backoff_seconds);
+    w.response_timeout = std::chrono::seconds(c.response_timeout_seconds);
     return w;
 }
 

@@ -8,6 +8,8 @@
 
 #include <iterator>
 
+#include "lestash_sync/conninfo.hpp"
+
 namespace lestash {
 namespace {
 
@@ -123,8 +125,10 @@ bool SyncWorker::stuck_longer_than(std::chrono::steady_clock::duration limit) co
 unsigned SyncWorker::wait(std::chrono::milliseconds timeout) {
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {listener_ ? listener_->socket() : -1, POLLIN, 0}};
     busy_since_ns_ = 0;
+    guard_.busy(false);
     const int n = ::poll(fds, listener_ ? 2 : 1, static_cast<int>(timeout.count()));
     busy_since_ns_ = now_ns();
+    guard_.busy(true);
     status_.count_wakeup();
     if (n > 0 && (fds[0].revents & POLLIN)) {
         std::uint64_t count;
@@ -148,7 +152,12 @@ bool SyncWorker::connect() {
     if (settings_.postgres.empty())
         return false;
     try {
-        upstream_ = std::make_unique<Upstream>(settings_.postgres);
+        // Never wait for ever on a dead network (see with_network_defaults).
+        const std::string conninfo = with_network_defaults(settings_.postgres);
+        upstream_ = std::make_unique<Upstream>(conninfo);
+        // The listener's socket is not watched: it is read without blocking,
+        // and quiet for as long as nobody else writes.
+        guard_.watch({upstream_->connection().sock()}, upstream_->target());
         SyncOptions opts = settings_.sync;
         opts.should_stop = [this] { return stopping_.load(); };
         // Each step of push and pull at debug level: a crash can be placed.
@@ -158,7 +167,7 @@ bool SyncWorker::connect() {
                 hook(point);
         };
         engine_ = std::make_unique<SyncEngine>(*replica_, *upstream_, opts);
-        listener_ = std::make_unique<ChangeListener>(settings_.postgres);
+        listener_ = std::make_unique<ChangeListener>(conninfo);
         const int version = upstream_->schema_version();
         status_.update([&](DaemonStatus& s) {
             if (!s.postgres_connected)
@@ -171,6 +180,7 @@ bool SyncWorker::connect() {
     } catch (const Error& e) {
         const bool transient = dynamic_cast<const UpstreamError*>(&e) &&
                                static_cast<const UpstreamError&>(e).transient();
+        guard_.forget();
         engine_.reset();
         upstream_.reset();
         listener_.reset();
@@ -190,6 +200,7 @@ bool SyncWorker::connect() {
 }
 
 void SyncWorker::disconnect(const std::string& why) {
+    guard_.forget();
     listener_.reset();
     engine_.reset();
     upstream_.reset();
@@ -354,6 +365,8 @@ void SyncWorker::run() {
             settings_.sync = pending_settings_.sync;
             settings_.debounce = pending_settings_.debounce;
             settings_.safety_pull = pending_settings_.safety_pull;
+            settings_.response_timeout = pending_settings_.response_timeout;
+            guard_.set_timeout(settings_.response_timeout);
             backoff_.reset();
             bits |= kSync;
         }
@@ -428,6 +441,7 @@ void SyncWorker::run() {
         jobs_.clear();
     }
     status_.update([](DaemonStatus& s) { s.state = DaemonState::starting; });
+    guard_.forget();
     listener_.reset();
     engine_.reset();
     upstream_.reset();

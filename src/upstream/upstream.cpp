@@ -110,9 +110,14 @@ Upstream::Upstream(const std::string& conninfo) : target_(describe_target(connin
     }
     notices_ = std::make_unique<NoticesToLog>(*conn_, target_);
     // Exact values: every float8 printed with its shortest exact form, bytea as hex.
-    pqxx::nontransaction setup(*conn_);
-    setup.exec(
-        "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'");
+    // The connection can drop here too: that is an UpstreamError like any other.
+    try {
+        pqxx::nontransaction setup(*conn_);
+        setup.exec(
+            "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'");
+    } catch (...) {
+        rethrow_as_upstream_error("setting up the session with " + target_);
+    }
 }
 
 int Upstream::schema_version() {
