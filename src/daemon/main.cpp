@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <asio.hpp>
 #include <chrono>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -318,6 +319,10 @@ int run_verify(const Config& c, bool repair) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // A file size limit (ulimit -f, a quota) reached while SQLite writes
+    // must be an error SQLite reports and the worker retries with backoff,
+    // not SIGXFSZ, whose default action kills the daemon (found by the soak).
+    std::signal(SIGXFSZ, SIG_IGN);
     CLI::App app{"lestash-syncd: keeps a Le Stash database in sync with Postgres"};
     lestash::CommandLineOverrides flags;
     lestash::add_config_flags(app, flags);

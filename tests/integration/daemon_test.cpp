@@ -3,6 +3,7 @@
 // Deadlines here are generous liveness bounds, never performance claims.
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
+#include "lestash_sync/control_client.hpp"
 #include "lestash_sync/listener.hpp"
 #include "lestash_sync/sqlite.hpp"
 #include "sync_fixture.hpp"
@@ -158,6 +160,58 @@ TEST_CASE("writes from an app connection that stays open propagate one by one", 
     }
     CHECK(da.stop(SIGTERM) == 0);
     CHECK(db.stop(SIGTERM) == 0);
+}
+
+// Regression (found by the soak): a file size limit (ulimit -f, a quota)
+// reached while the daemon wrote its WAL raised SIGXFSZ, whose default action
+// killed the daemon (exit 153). Now SQLite reports the write error, the cycle
+// fails, and the daemon retries with backoff until the limit is gone.
+TEST_CASE("a file size limit reached during apply: the daemon stays, retries and catches up",
+          "[daemon][quota]") {
+    TwoDaemons pair;
+    const auto &a = pair.a, &b = pair.b;
+    auto &da = pair.da, &db = pair.db;
+    const auto b_socket = pair.dir.file("b.sock");
+    auto state_of_b = [&] {
+        try {
+            ControlClient c(b_socket);
+            return c.call("status", nlohmann::json::object(), {}, 10s);
+        } catch (const std::exception& e) {
+            return nlohmann::json{{"state", "unreachable"}, {"detail", e.what()}};
+        }
+    };
+    // No file of b's daemon may grow past 4 KiB: every WAL frame is past it.
+    // (Its log is a file too, so the status is read over the socket.)
+    rlimit limit{4096, RLIM_INFINITY};
+    REQUIRE(::prlimit(db.pid(), RLIMIT_FSIZE, &limit, nullptr) == 0);
+
+    AppWriter app_a(a);
+    app_a.upsert_item(note("quota-1", "written on a while b is at its quota"));
+    nlohmann::json seen;
+    const bool failed = eventually([&] {
+        seen = state_of_b();
+        return seen["state"] == "error";
+    });
+    INFO("b's status: " << seen.dump() << "\nb.log:\n" << db.log());
+    REQUIRE(failed);
+    CHECK(db.running());
+    // The app on b (no limit) keeps writing meanwhile and sees no error.
+    AppWriter app_b(b);
+    app_b.upsert_item(note("quota-2", "written on b while its daemon is at its quota"));
+
+    limit.rlim_cur = RLIM_INFINITY;
+    REQUIRE(::prlimit(db.pid(), RLIMIT_FSIZE, &limit, nullptr) == 0);
+    REQUIRE(eventually([&] {
+        return count(b, "SELECT count(*) FROM items WHERE source_id = 'quota-1'") == 1 &&
+               count(a, "SELECT count(*) FROM items WHERE source_id = 'quota-2'") == 1;
+    }));
+    CHECK(state_of_b()["state"] == "idle");
+    CHECK(da.stop(SIGTERM) == 0);
+    CHECK(db.stop(SIGTERM) == 0);
+    for (const auto& path : {a, b}) {
+        TestReplica r(path, pair.up.daemon_conninfo);
+        require_converged(r);  // verify, FTS5 integrity-check, outbox empty
+    }
 }
 
 TEST_CASE("a second daemon on the same database refuses to start, naming the first", "[daemon]") {
