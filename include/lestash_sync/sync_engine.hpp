@@ -23,7 +23,9 @@ struct SyncOptions {
     int pull_batch = 2000;
     // Named points in push and pull where tests inject faults (throwing from
     // the hook simulates a crash right there): "push:after-commit",
-    // "pull:after-fetch", "pull:before-cursor-save".
+    // "pull:after-fetch", "pull:before-cursor-save"; and the steps the daemon
+    // logs at debug level: "push:send", "push:outbox-cleared", "pull:fetch",
+    // "pull:apply", "pull:cursor-saved".
     std::function<void(std::string_view point)> fault_hook;
     // Checked between batches: a daemon shutting down finishes the batch in
     // flight and stops there.

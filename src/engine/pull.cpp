@@ -2,6 +2,7 @@
 // current state of the changed rows, and apply it in one short SQLite
 // transaction per batch (FK-safe order, UUIDs translated to local ids, rows
 // with unpushed local edits held back, the app's history trigger undone).
+#include <spdlog/spdlog.h>
 #include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -471,6 +472,7 @@ PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cur
     do {
         const size_t n = std::min(order.size() - done, apply_chunk_rows_);
         pacer_.before_write();
+        fault("pull:apply");
         const auto t0 = std::chrono::steady_clock::now();
         {
             ApplyScope scope(replica_.db());
@@ -484,6 +486,8 @@ PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cur
                     replica_.set_meta("pull_cursor", *cursor);
             }
             scope.commit();
+            if (done == order.size() && cursor)
+                fault("pull:cursor-saved");
         }
         const auto held = std::chrono::steady_clock::now() - t0;
         pacer_.after_write(held);
@@ -553,6 +557,7 @@ PullStats SyncEngine::pull_batch() {
     if (replica_.follow_schema_changes())
         refresh_mappings();
     const auto cursor_text = replica_.meta("pull_cursor");
+    fault("pull:fetch");
     if (!cursor_text)
         return bootstrap(false);
     const auto [xid, id] = parse_cursor(*cursor_text);
@@ -599,6 +604,8 @@ PullStats SyncEngine::pull_batch() {
         changes = static_cast<std::int64_t>(log.size());
         fetched = fetch_rows(tx, keys);
         tx.commit();
+        spdlog::debug("pull: change log after {} up to {}: {} entries, {} rows fetched",
+                      *cursor_text, next_cursor, changes, keys.size());
     } catch (...) {
         rethrow_as_upstream_error("pulling changes from " + upstream_.target());
     }

@@ -429,6 +429,7 @@ PushStats SyncEngine::push_batch() {
     const auto entries = replica_.read_outbox(0, options_.push_batch);
     if (entries.empty())
         return {};
+    fault("push:send");
     PreparedPush batch = prepare_push(entries);
     try {
         send_push(batch, false);
@@ -453,6 +454,7 @@ PushStats SyncEngine::push_batch() {
     }
     fault("push:after-commit");
     finish_push(batch);
+    fault("push:outbox-cleared");
     PushStats stats;
     stats.entries = batch.entries;
     stats.already_applied = batch.already_applied ? 1 : 0;

@@ -1,6 +1,7 @@
 // A lestash-syncd child process for tests (see daemon_process.hpp).
 #include "daemon_process.hpp"
 
+#include <cstdlib>
 #include <stdexcept>
 #include <thread>
 
@@ -9,8 +10,11 @@
 namespace lestash::test {
 
 namespace {
+// LESTASH_SYNCD=PATH runs another build (a long soak keeps its own copy
+// while the tree is rebuilt).
 std::vector<std::string> syncd_argv(const std::vector<std::string>& args) {
-    std::vector<std::string> argv{LESTASH_SYNCD_PATH};
+    const char* other = std::getenv("LESTASH_SYNCD");
+    std::vector<std::string> argv{other && *other ? other : LESTASH_SYNCD_PATH};
     argv.insert(argv.end(), args.begin(), args.end());
     return argv;
 }
