@@ -49,7 +49,7 @@ void create_lestash_database(const std::string& path) {
     fs::rename(tmp, path);
 }
 
-sqlite::Connection open_database(const std::string& path) {
+sqlite::Connection open_database(const std::string& path, int busy_timeout_ms) {
     const fs::path p(path);
     require_database_directory(path);
     if (fs::is_directory(p))
@@ -59,6 +59,11 @@ sqlite::Connection open_database(const std::string& path) {
         create_lestash_database(path);
 
     sqlite::Connection db(path, SQLITE_OPEN_READWRITE);
+    // Before the first read: a reader can meet a lock too (another
+    // connection recovering the WAL after a crash, an exclusive checkpoint).
+    // Found by the soak: a daemon restarted while the app held a write
+    // transaction exited with "database is locked".
+    sqlite3_busy_timeout(db.handle(), busy_timeout_ms);
     if (sqlite3_db_readonly(db.handle(), "main") == 1)
         throw LocalDatabaseError("cannot attach to " + path +
                                  ": the file is read-only, and the daemon needs to write its "
@@ -67,6 +72,11 @@ sqlite::Connection open_database(const std::string& path) {
     try {
         db.query_int("SELECT count(*) FROM sqlite_master");
     } catch (const LocalDatabaseError&) {
+        if ((sqlite3_extended_errcode(db.handle()) & 0xff) == SQLITE_BUSY)
+            throw LocalDatabaseError("cannot open " + path +
+                                     ": another connection kept it locked for more than " +
+                                     std::to_string(busy_timeout_ms / 1000) +
+                                     " s — retry when the app's long write (an import?) is over");
         throw LocalDatabaseError("cannot open " + path + ": " + sqlite3_errmsg(db.handle()) +
                                  " — is the path right? It should be Le Stash's lestash.db");
     }
@@ -177,8 +187,7 @@ int daemon_objects_version() {
 }
 
 Replica::Replica(const AttachOptions& options)
-    : tables_(options.tables), db_(open_database(options.path)) {
-    sqlite3_busy_timeout(db_.handle(), options.busy_timeout_ms);
+    : tables_(options.tables), db_(open_database(options.path, options.busy_timeout_ms)) {
     db_.exec("PRAGMA journal_mode = WAL");
     db_.exec("PRAGMA foreign_keys = ON");
     install_daemon_objects();

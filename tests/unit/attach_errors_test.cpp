@@ -7,6 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include <fstream>
+#include <memory>
+#include <thread>
 
 #include "lestash_sync/error.hpp"
 #include "lestash_sync/replica.hpp"
@@ -85,4 +87,34 @@ TEST_CASE("a read-only database is refused with a hint about permissions", "[att
     REQUIRE(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 42);
     CHECK(read_file(path) == before);
+}
+
+// Regression (found by the soak): the attach's first read ran before the busy
+// timeout was set, so a daemon (re)started while another connection held a
+// lock a reader has to wait for exited at once with "database is locked".
+// An exclusive-mode connection stands in for that lock here, deterministically.
+TEST_CASE("attaching waits out a lock another connection holds, then says what held it",
+          "[attach][busy]") {
+    TempDir dir;
+    const auto path = dir.file("lestash.db");
+    create_lestash_db(path, 11);
+    auto holder = std::make_unique<sqlite::Connection>(path, SQLITE_OPEN_READWRITE);
+    holder->exec("PRAGMA locking_mode = EXCLUSIVE");
+    holder->exec("BEGIN EXCLUSIVE");
+
+    SECTION("a lock released within the busy timeout is waited for") {
+        std::thread release([&] {
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            holder.reset();  // closing lets the lock go
+        });
+        CHECK_NOTHROW(Replica({path}));
+        release.join();
+    }
+    SECTION("a lock held past it is an error that says so, not a wrong path") {
+        AttachOptions options{path};
+        options.busy_timeout_ms = 200;
+        CHECK_THROWS_WITH(Replica(options), Catch::Contains(path) &&
+                                                Catch::Contains("kept it locked") &&
+                                                !Catch::Contains("is the path right"));
+    }
 }
