@@ -1125,6 +1125,11 @@ int run_soak(Options opt) {
                             {"max_lag_s", max_lag},
                             {"peak_rss_kb", peak_rss},
                             {"broken", c.broken}};
+        // Every sample, to see how memory and outbox depth moved over the run.
+        auto& samples = j["samples"] = nlohmann::json::array();
+        for (const auto& s : run.samples)
+            samples.push_back(
+                {{"t", s.t}, {"rss_kb", s.rss_kb}, {"outbox", s.outbox}, {"lag_s", s.lag_s}});
         std::ofstream(opt.report_json) << j.dump(2) << "\n";
     }
     if (!c.broken.empty()) {
