@@ -214,6 +214,44 @@ TEST_CASE("a file size limit reached during apply: the daemon stays, retries and
     }
 }
 
+// A lock in Postgres held longer than the response timeout (someone's open
+// transaction in psql, a long migration) makes the server silent, like a dead
+// network: the guard drops the connection, the daemon retries with backoff
+// instead of blocking (before the guard, a lock held past WatchdogSec got the
+// daemon killed by systemd), and the write goes through once the lock is gone.
+TEST_CASE("a Postgres lock held past the response timeout: the daemon drops, retries, then pushes",
+          "[daemon][lock]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    create_lestash_db(dir.file("a.db"), 11);
+    std::ofstream(dir.file("sync.toml"))
+        << "[postgres]\nresponse_timeout_seconds = 2\n[sync]\nmax_backoff_seconds = 2\n";
+    auto args = daemon_args(dir, "a", up.daemon_conninfo);
+    args.insert(args.end(), {"--config", dir.file("sync.toml")});
+    DaemonProcess da(args, dir.file("a.log"));
+    require_started(da);
+
+    pqxx::connection admin(up.admin_conninfo);
+    pqxx::work lock(admin);
+    lock.exec("LOCK TABLE lestash.items IN ACCESS EXCLUSIVE MODE");
+    AppWriter app(dir.file("a.db"));
+    app.upsert_item(note("lock-1", "written while Postgres has items locked"));
+    INFO(da.log());
+    REQUIRE(
+        eventually([&] { return da.log().find("no answer from Postgres") != std::string::npos; }));
+    CHECK(da.running());
+    lock.abort();
+
+    REQUIRE(eventually([&] {
+        pqxx::connection c(up.admin_conninfo);
+        pqxx::read_transaction t(c);
+        return pg_count(t, "SELECT count(*) FROM lestash.items WHERE source_id = 'lock-1'") == 1;
+    }));
+    CHECK(da.stop(SIGTERM) == 0);
+    TestReplica r(dir.file("a.db"), up.daemon_conninfo);
+    require_converged(r);
+}
+
 TEST_CASE("a second daemon on the same database refuses to start, naming the first", "[daemon]") {
     TempDir dir;
     const auto up = fresh_upstream();
