@@ -27,6 +27,7 @@ struct Options {
     bool network_faults = true;
     bool pg_restarts = true;
     bool sqlite_faults = true;
+    bool kills = true;  // the crash loop on replica a
     std::string report_json;
     std::string keep_dir;  // keep logs and databases here (else a temp dir, removed)
 };

@@ -648,7 +648,7 @@ void sampler(Run& run) {
         Sample s;
         s.t = std::chrono::duration<double>(Clock::now() - run.started).count();
         for (auto& slot : run.replicas) {
-            if (slot->index != 0) {
+            if (slot->index != 0 || !run.opt.kills) {  // a's own loop watches it
                 std::lock_guard lock(slot->mutex);
                 if (!stop_sampling && !slot->daemon->running()) {
                     run.counters.fail(slot->name + "'s daemon exited by itself (status " +
@@ -784,7 +784,9 @@ int run_soak(Options opt) {
     run.opt = opt;
     auto& c = run.counters;
     std::cout << "lestash-soak: seed " << opt.seed << ", " << opt.duration_s << " s, "
-              << opt.replicas << " replicas, a kill every ~" << opt.kill_interval_s << " s"
+              << opt.replicas << " replicas, "
+              << (opt.kills ? "a kill every ~" + std::to_string(opt.kill_interval_s) + " s"
+                            : std::string("no kills"))
               << std::endl;
 
     test::TempDir temp;
@@ -888,7 +890,9 @@ int run_soak(Options opt) {
     faults.emplace_back(guarded(
         "the sampler", [&run] { sampler(run); }, keeper));
     run.started = t0 = Clock::now();
-    faults.emplace_back(guarded("the crash loop", [&run] { crash_loop(run, *run.replicas[0]); }));
+    if (opt.kills)
+        faults.emplace_back(
+            guarded("the crash loop", [&run] { crash_loop(run, *run.replicas[0]); }));
     if (opt.sqlite_faults)
         faults.emplace_back(guarded("the SQLite faults", [&run] { sqlite_faults(run); }));
     if (opt.pg_restarts)
@@ -972,7 +976,8 @@ int run_soak(Options opt) {
             peak_rss = std::max(peak_rss, s.rss_kb[i]);
         }
     for (auto& slot : run.replicas) final_outbox.push_back(outbox(slot->db).first);
-    for (size_t i = 1; i < run.replicas.size(); ++i) {  // A restarts too often to tell
+    // A, when killed, restarts too often to tell.
+    for (size_t i = run.opt.kills ? 1 : 0; i < run.replicas.size(); ++i) {
         std::vector<std::int64_t> mid;
         for (size_t k = run.samples.size() / 4; k < run.samples.size() * 3 / 4; ++k)
             if (run.samples[k].rss_kb[i] > 0)
@@ -1136,7 +1141,15 @@ int run_soak(Options opt) {
         std::cout << "\nPROMISES BROKEN (" << c.broken.size() << "):\n";
         for (const auto& b : c.broken) std::cout << "  - " << b << "\n";
         std::cout << "replay with: lestash-soak --seed " << opt.seed << " --duration "
-                  << opt.duration_s << " --replicas " << opt.replicas << std::endl;
+                  << opt.duration_s << " --replicas " << opt.replicas
+                  << (opt.kills ? "" : " --no-kills") << std::endl;
+        // LESTASH_SOAK_HOLD_SECONDS=N: Postgres and the daemons stay up that
+        // long after a failure, to be looked at (psql with the conninfo below).
+        if (const char* hold = std::getenv("LESTASH_SOAK_HOLD_SECONDS"); hold && *hold) {
+            std::cout << "holding for " << hold << " s; Postgres: " << run.admin_conninfo
+                      << std::endl;
+            std::this_thread::sleep_for(std::chrono::seconds(std::stoi(hold)));
+        }
         return 1;
     }
     std::cout << "\nall promises kept (seed " << opt.seed << ")" << std::endl;
@@ -1153,7 +1166,7 @@ void usage() {
            "  --kill-interval S    mean seconds between SIGKILLs of replica a (default 1)\n"
            "  --sample-interval S  seconds between RSS / outbox samples (default 2)\n"
            "  --converge-deadline S  liveness bound for the end (default 600)\n"
-           "  --no-network-faults, --no-postgres-restarts, --no-sqlite-faults\n"
+           "  --no-kills, --no-network-faults, --no-postgres-restarts, --no-sqlite-faults\n"
            "  --report-json PATH   the report as JSON too\n"
            "  --keep-dir DIR       keep databases and daemon logs in DIR\n\n"
            "LESTASH_SYNCD=PATH runs that lestash-syncd instead of this build's.\n";
@@ -1193,6 +1206,8 @@ int main(int argc, char** argv) {
                 opt.report_json = value();
             else if (a == "--keep-dir")
                 opt.keep_dir = value();
+            else if (a == "--no-kills")
+                opt.kills = false;
             else if (a == "--no-network-faults")
                 opt.network_faults = false;
             else if (a == "--no-postgres-restarts")
