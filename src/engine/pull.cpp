@@ -577,10 +577,15 @@ PullStats SyncEngine::pull_batch() {
             tx.commit();
             return bootstrap(true);
         }
+        // ORDER BY a bare name picks an output column first: ordered by
+        // "xid" the text column, "1000" sorted before "999" and a batch cut
+        // at its limit moved the cursor past changes it never read. The
+        // qualified names order by the xid8 column itself.
         const auto log = tx.exec_params(
-            "SELECT id, xid::text, tbl, row_id::text, origin::text FROM lestash.change_log "
-            "WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < "
-            "pg_snapshot_xmin(pg_current_snapshot()) ORDER BY xid, id LIMIT $3",
+            "SELECT id, xid::text AS xid_text, tbl, row_id::text, origin::text "
+            "FROM lestash.change_log WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < "
+            "pg_snapshot_xmin(pg_current_snapshot()) "
+            "ORDER BY change_log.xid, change_log.id LIMIT $3",
             xid, id, options_.pull_batch);
         if (log.empty()) {
             tx.commit();
