@@ -28,6 +28,17 @@ void drop_capture_triggers(sqlite::Connection& db) {
 
 namespace {
 
+// lestash-syncd beside this binary.
+std::string syncd_path() {
+    return (fs::read_symlink("/proc/self/exe").parent_path() / "lestash-syncd").string();
+}
+
+// The "peak RSS N MiB" lestash-syncd --once and verify print last.
+double peak_rss_in(const std::string& output) {
+    const auto at = output.rfind("peak RSS ");
+    return at == std::string::npos ? 0 : std::stod(output.substr(at + 9));
+}
+
 struct ItemRow {
     std::string source_id, url, title, content;
 };
@@ -197,13 +208,9 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
     // brings a fresh replica up to date, so wall time and peak RSS are its
     // own; against raw inserts of the same rows into a v11 database.
     {
-        const std::string syncd =
-            (fs::read_symlink("/proc/self/exe").parent_path() / "lestash-syncd").string();
-        const auto [secs, output] = run_timed(syncd + " --db '" + b_path + "' --postgres '" +
+        const auto [secs, output] = run_timed(syncd_path() + " --db '" + b_path + "' --postgres '" +
                                               scratch_conninfo + "' --once");
-        const auto rss_at = output.find("peak RSS ");
-        const double rss_mib =
-            rss_at == std::string::npos ? 0 : std::stod(output.substr(rss_at + 9));
+        const double rss_mib = peak_rss_in(output);
         const double raw = raw_sqlite_insert((dir / "raw1.db").string(), rows, pull_batch);
         r["bootstrap_seconds"] = secs;
         r["bootstrap_rows_per_s"] = items / secs;
@@ -230,6 +237,14 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
         r["pull_raw_rows_per_s"] = items / raw;
         r["pull_ratio"] = raw / ours;
     }
+    // Verify: the real daemon compares the replica (both rounds of items)
+    // with Postgres row by row; its peak RSS against the bootstrap's.
+    {
+        const auto [secs, output] = run_timed(syncd_path() + " --db '" + b_path + "' --postgres '" +
+                                              scratch_conninfo + "' verify");
+        r["verify_seconds"] = secs;
+        r["verify_peak_rss_mib"] = peak_rss_in(output);
+    }
     const auto [daemon_bytes, app_bytes] = disk_split(b_path);
     r["metadata_bytes"] = daemon_bytes;
     r["app_bytes"] = app_bytes;
@@ -250,6 +265,8 @@ void print_sync_table(const json& r) {
     }
     std::printf("  bootstrap: %.1f s wall, peak RSS %.1f MiB\n",
                 r["bootstrap_seconds"].get<double>(), r["bootstrap_peak_rss_mib"].get<double>());
+    std::printf("  verify (%d items): %.1f s wall, peak RSS %.1f MiB\n", 2 * r["items"].get<int>(),
+                r["verify_seconds"].get<double>(), r["verify_peak_rss_mib"].get<double>());
     std::printf("  sync metadata: %.1f MiB of %.1f MiB app data (%.1f%%)\n",
                 r["metadata_bytes"].get<double>() / 1048576.0,
                 r["app_bytes"].get<double>() / 1048576.0,

@@ -288,6 +288,7 @@ int run_once(const Config& c) {
 }
 
 int run_verify(const Config& c, bool repair) {
+    const auto t0 = std::chrono::steady_clock::now();
     if (c.postgres.empty())
         throw lestash::ConfigError("verify needs Postgres: give --postgres or [postgres] conninfo");
     lestash::Replica replica({c.database, lestash::select_tables(c.tables)});
@@ -309,6 +310,9 @@ int run_verify(const Config& c, bool repair) {
     if (report.pending_local_rows)
         std::printf("%lld local changes not pushed yet were left out\n",
                     static_cast<long long>(report.pending_local_rows));
+    std::printf("compared in %.2f s, peak RSS %.1f MiB\n",
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                peak_rss_mib());
     if (report.matches())
         return 0;
     if (!repair)
