@@ -117,6 +117,11 @@ class SyncEngine {
     // and diagnostics; verify hashes these same strings).
     std::map<std::string, std::string> local_canonical_rows(const std::string& table);
     std::map<std::string, std::string> upstream_canonical_rows(const std::string& table);
+    // The same rows one at a time, holding none of them: verify's memory
+    // stays flat however large the table.
+    void for_each_local_canonical_row(
+        const std::string& table,
+        const std::function<void(const std::string& uuid, const std::string& text)>& visit);
 
     // Conflicts recorded upstream, oldest first, with the local id (and an
     // item's title) of each row; open ones only unless `include_resolved`.

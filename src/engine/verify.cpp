@@ -86,8 +86,16 @@ std::int64_t digest_bits(const std::string& md5) {
 }  // namespace
 
 std::map<std::string, std::string> SyncEngine::local_canonical_rows(const std::string& table) {
-    const auto& m = mapping(table);
     std::map<std::string, std::string> out;
+    for_each_local_canonical_row(
+        table, [&out](const std::string& uuid, const std::string& text) { out[uuid] = text; });
+    return out;
+}
+
+void SyncEngine::for_each_local_canonical_row(
+    const std::string& table,
+    const std::function<void(const std::string& uuid, const std::string& text)>& visit) {
+    const auto& m = mapping(table);
     std::string cols;
     for (const auto& k : m.spec->local_key)
         cols += (cols.empty() ? "" : ", ") + quote_identifier(k);
@@ -125,9 +133,8 @@ std::map<std::string, std::string> SyncEngine::local_canonical_rows(const std::s
             }
             text += (i ? "|" : "") + part;
         }
-        out[uuid] = std::move(text);
+        visit(uuid, text);
     }
-    return out;
 }
 
 std::map<std::string, std::string> SyncEngine::upstream_canonical_rows(const std::string& table) {
@@ -147,9 +154,11 @@ std::map<std::string, std::string> SyncEngine::upstream_canonical_rows(const std
 std::map<std::string, std::string> SyncEngine::local_row_hashes(const TableMapping& m,
                                                                 const std::set<std::string>& skip) {
     std::map<std::string, std::string> out;
-    for (const auto& [uuid, text] : local_canonical_rows(m.spec->name))
-        if (!skip.count(uuid))
-            out[uuid] = md5_hex(text);
+    for_each_local_canonical_row(m.spec->name,
+                                 [&](const std::string& uuid, const std::string& text) {
+                                     if (!skip.count(uuid))
+                                         out[uuid] = md5_hex(text);
+                                 });
     return out;
 }
 
