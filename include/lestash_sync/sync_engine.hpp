@@ -117,11 +117,6 @@ class SyncEngine {
     // and diagnostics; verify hashes these same strings).
     std::map<std::string, std::string> local_canonical_rows(const std::string& table);
     std::map<std::string, std::string> upstream_canonical_rows(const std::string& table);
-    // The same rows one at a time, holding none of them: verify's memory
-    // stays flat however large the table.
-    void for_each_local_canonical_row(
-        const std::string& table,
-        const std::function<void(const std::string& uuid, const std::string& text)>& visit);
 
     // Conflicts recorded upstream, oldest first, with the local id (and an
     // item's title) of each row; open ones only unless `include_resolved`.
@@ -150,6 +145,11 @@ class SyncEngine {
     PullStats refetch(const std::vector<std::pair<std::string, std::string>>& keys);
     std::map<std::string, std::string> local_row_hashes(const TableMapping& m,
                                                         const std::set<std::string>& skip);
+    // local_canonical_rows one row at a time, holding none of them: verify's
+    // memory stays flat however large the table.
+    void for_each_local_canonical_row(
+        const std::string& table,
+        const std::function<void(const std::string& uuid, const std::string& text)>& visit);
     void fault(std::string_view point);
 
     Replica& replica_;

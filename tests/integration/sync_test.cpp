@@ -500,6 +500,15 @@ TEST_CASE("verify finds rows that differ from Postgres and repairs only those", 
     CHECK(a.replica().db().query_int("SELECT count(*) FROM items") == 40);
     CHECK(a.replica().outbox_depth() == 0);  // repairs are not captured as local changes
     require_converged(a);
+
+    // An app edit not pushed yet differs from Postgres by design: left out
+    // and counted, not reported.
+    app.upsert_item(post("p1", "edited, not pushed yet"));
+    const auto pending = a.engine().verify(false);
+    CHECK(pending.matches());
+    CHECK(pending.pending_local_rows > 0);  // the item and its history rows
+    CHECK(pending.pending_local_rows == a.replica().outbox_depth());
+    CHECK(pending.tables.front().local_rows == 39);
 }
 
 TEST_CASE("a replica offline longer than the change log keeps resyncs in full", "[sync][resync]") {
