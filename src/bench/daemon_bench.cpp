@@ -27,10 +27,10 @@
 
 #include "app_writer.hpp"
 #include "bench_common.hpp"
-#include "lestash_sync/child_process.hpp"
-#include "lestash_sync/local_postgres.hpp"
-#include "lestash_sync/sqlite.hpp"
-#include "lestash_sync/upstream.hpp"
+#include "lestash_sync/common/child_process.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/upstream/local_postgres.hpp"
+#include "lestash_sync/upstream/upstream.hpp"
 #include "sync_bench.hpp"
 
 namespace lestash::bench {

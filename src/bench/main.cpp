@@ -10,8 +10,8 @@
 
 #include "bench_common.hpp"
 #include "daemon_bench.hpp"
-#include "lestash_sync/replica.hpp"
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/replica/replica.hpp"
 #include "sync_bench.hpp"
 
 namespace fs = std::filesystem;

@@ -10,11 +10,11 @@
 #include <pqxx/pqxx>
 
 #include "bench_common.hpp"
-#include "lestash_sync/capture.hpp"
-#include "lestash_sync/local_postgres.hpp"
-#include "lestash_sync/replica.hpp"
-#include "lestash_sync/sync_engine.hpp"
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/replica/capture.hpp"
+#include "lestash_sync/replica/replica.hpp"
+#include "lestash_sync/upstream/local_postgres.hpp"
 
 namespace lestash::bench {
 namespace fs = std::filesystem;

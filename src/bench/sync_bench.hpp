@@ -5,7 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
 
 namespace lestash::bench {
 

@@ -11,9 +11,9 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "lestash_sync/control_client.hpp"
-#include "lestash_sync/paths.hpp"
-#include "lestash_sync/rpc.hpp"
+#include "lestash_sync/control/control_client.hpp"
+#include "lestash_sync/control/rpc.hpp"
+#include "lestash_sync/daemon/paths.hpp"
 
 namespace {
 

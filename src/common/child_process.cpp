@@ -1,5 +1,5 @@
-// A child process owned by one object (see include/lestash_sync/child_process.hpp).
-#include "lestash_sync/child_process.hpp"
+// A child process owned by one object (see include/lestash_sync/common/child_process.hpp).
+#include "lestash_sync/common/child_process.hpp"
 
 #include <fcntl.h>
 #include <signal.h>

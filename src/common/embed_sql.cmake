@@ -8,7 +8,7 @@ foreach(f IN LISTS files)
   string(APPEND body "    {\"${f}\", R\"lestash_sql(${text})lestash_sql\"},\n")
 endforeach()
 file(WRITE "${OUT}.tmp" "// Generated from migrations/ by src/common/embed_sql.cmake. Do not edit.
-#include \"lestash_sync/embedded_sql.hpp\"
+#include \"lestash_sync/common/embedded_sql.hpp\"
 
 namespace lestash {
 

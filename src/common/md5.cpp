@@ -1,5 +1,5 @@
 // MD5 (RFC 1321), matching Postgres' md5() for verify's row digests.
-#include "lestash_sync/md5.hpp"
+#include "lestash_sync/common/md5.hpp"
 
 #include <cstdint>
 #include <cstring>

@@ -1,5 +1,5 @@
-// RAII wrappers over the SQLite C API (see include/lestash_sync/sqlite.hpp).
-#include "lestash_sync/sqlite.hpp"
+// RAII wrappers over the SQLite C API (see include/lestash_sync/common/sqlite.hpp).
+#include "lestash_sync/common/sqlite.hpp"
 
 #include <string>
 

@@ -1,8 +1,8 @@
 // UUID generation (v4 random, v5 name-based) and the SHA-1 it needs.
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/uuid.hpp"
 
-#include "lestash_sync/md5.hpp"
-#include "lestash_sync/value_codec.hpp"
+#include "lestash_sync/common/md5.hpp"
+#include "lestash_sync/upstream/value_codec.hpp"
 
 #include <cstring>
 #include <random>

@@ -1,5 +1,5 @@
-// Method names and params, checked and typed (see include/lestash_sync/calls.hpp).
-#include "lestash_sync/calls.hpp"
+// Method names and params, checked and typed (see include/lestash_sync/control/calls.hpp).
+#include "lestash_sync/control/calls.hpp"
 
 namespace lestash::rpc {
 

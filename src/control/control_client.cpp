@@ -1,5 +1,5 @@
-// Blocking control-socket client (see include/lestash_sync/control_client.hpp).
-#include "lestash_sync/control_client.hpp"
+// Blocking control-socket client (see include/lestash_sync/control/control_client.hpp).
+#include "lestash_sync/control/control_client.hpp"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -9,7 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "lestash_sync/rpc.hpp"
+#include "lestash_sync/control/rpc.hpp"
 
 namespace lestash {
 

@@ -1,6 +1,6 @@
-// The control socket and its methods (see include/lestash_sync/control_server.hpp
+// The control socket and its methods (see include/lestash_sync/control/control_server.hpp
 // and docs/protocol.md).
-#include "lestash_sync/control_server.hpp"
+#include "lestash_sync/control/control_server.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -19,10 +19,10 @@
 #include <set>
 #include <thread>
 
-#include "lestash_sync/calls.hpp"
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/queries.hpp"
-#include "lestash_sync/rpc.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/control/calls.hpp"
+#include "lestash_sync/control/queries.hpp"
+#include "lestash_sync/control/rpc.hpp"
 
 #ifndef LESTASH_VERSION
 #define LESTASH_VERSION "0.0.0"

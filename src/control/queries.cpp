@@ -1,8 +1,8 @@
-// Read-only queries for the control API (see include/lestash_sync/queries.hpp).
-#include "lestash_sync/queries.hpp"
+// Read-only queries for the control API (see include/lestash_sync/control/queries.hpp).
+#include "lestash_sync/control/queries.hpp"
 
-#include "lestash_sync/rpc.hpp"
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/control/rpc.hpp"
 
 namespace lestash::queries {
 

@@ -1,5 +1,5 @@
-// JSON-RPC 2.0 envelopes (see include/lestash_sync/rpc.hpp).
-#include "lestash_sync/rpc.hpp"
+// JSON-RPC 2.0 envelopes (see include/lestash_sync/control/rpc.hpp).
+#include "lestash_sync/control/rpc.hpp"
 
 namespace lestash::rpc {
 

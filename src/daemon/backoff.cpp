@@ -1,5 +1,5 @@
-// Exponential backoff with jitter (see include/lestash_sync/backoff.hpp).
-#include "lestash_sync/backoff.hpp"
+// Exponential backoff with jitter (see include/lestash_sync/daemon/backoff.hpp).
+#include "lestash_sync/daemon/backoff.hpp"
 
 #include <algorithm>
 

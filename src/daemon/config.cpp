@@ -1,7 +1,7 @@
-// Loading and checking the configuration (see include/lestash_sync/config.hpp).
+// Loading and checking the configuration (see include/lestash_sync/daemon/config.hpp).
 // Every key is described once, in `keys()`: the file reader, the unknown-key
 // message and the command-line flags all go through that list.
-#include "lestash_sync/config.hpp"
+#include "lestash_sync/daemon/config.hpp"
 
 #include <pwd.h>
 #include <sys/un.h>
@@ -18,8 +18,8 @@
 #include <string_view>
 #include <variant>
 
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/table_spec.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/replica/table_spec.hpp"
 
 namespace lestash {
 namespace fs = std::filesystem;

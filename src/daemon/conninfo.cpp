@@ -1,9 +1,9 @@
 // Checking and redacting Postgres connection strings (see
-// include/lestash_sync/conninfo.hpp). The scanner follows libpq's own
+// include/lestash_sync/daemon/conninfo.hpp). The scanner follows libpq's own
 // tokenising rules (fe-connect.c: conninfo_parse, conninfo_uri_parse_options)
 // so that it finds every password libpq would find, quoted, escaped or
 // percent-encoded.
-#include "lestash_sync/conninfo.hpp"
+#include "lestash_sync/daemon/conninfo.hpp"
 
 #include <libpq-fe.h>
 
@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "lestash_sync/error.hpp"
+#include "lestash_sync/common/error.hpp"
 
 namespace lestash {
 namespace {

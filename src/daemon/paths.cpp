@@ -1,5 +1,5 @@
-// Default locations (see include/lestash_sync/paths.hpp).
-#include "lestash_sync/paths.hpp"
+// Default locations (see include/lestash_sync/daemon/paths.hpp).
+#include "lestash_sync/daemon/paths.hpp"
 
 #include <unistd.h>
 

@@ -1,5 +1,5 @@
 // The no-answer guard on the Postgres sockets (see response_guard.hpp).
-#include "lestash_sync/response_guard.hpp"
+#include "lestash_sync/daemon/response_guard.hpp"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

@@ -1,7 +1,7 @@
-// The sd_notify protocol (see include/lestash_sync/sd_notify.hpp), as
+// The sd_notify protocol (see include/lestash_sync/daemon/sd_notify.hpp), as
 // described in sd_notify(3): one datagram per message, newline-separated
 // VARIABLE=value assignments, sent to the socket systemd created for us.
-#include "lestash_sync/sd_notify.hpp"
+#include "lestash_sync/daemon/sd_notify.hpp"
 
 #include <spdlog/spdlog.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 // Names and the one-line summary of the daemon's state.
-#include "lestash_sync/status.hpp"
+#include "lestash_sync/daemon/status.hpp"
 
 namespace lestash {
 

@@ -1,5 +1,5 @@
-// The sync worker thread (see include/lestash_sync/sync_worker.hpp).
-#include "lestash_sync/sync_worker.hpp"
+// The sync worker thread (see include/lestash_sync/daemon/sync_worker.hpp).
+#include "lestash_sync/daemon/sync_worker.hpp"
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -8,7 +8,7 @@
 
 #include <iterator>
 
-#include "lestash_sync/conninfo.hpp"
+#include "lestash_sync/daemon/conninfo.hpp"
 
 namespace lestash {
 namespace {

@@ -1,6 +1,6 @@
 // inotify-based change notices for a SQLite database (see
-// include/lestash_sync/wal_watcher.hpp).
-#include "lestash_sync/wal_watcher.hpp"
+// include/lestash_sync/daemon/wal_watcher.hpp).
+#include "lestash_sync/daemon/wal_watcher.hpp"
 
 #include <spdlog/spdlog.h>
 #include <sys/inotify.h>
@@ -11,7 +11,7 @@
 #include <cstring>
 #include <filesystem>
 
-#include "lestash_sync/error.hpp"
+#include "lestash_sync/common/error.hpp"
 
 namespace lestash {
 namespace fs = std::filesystem;

@@ -3,7 +3,7 @@
 // JSON form of a verify report. Used by the control API.
 #include <nlohmann/json.hpp>
 
-#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
 
 namespace lestash {
 

@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine_internal.hpp"
-#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
 
 namespace lestash {
 

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "lestash_sync/sqlite.hpp"
-#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
 
 namespace lestash::detail {
 

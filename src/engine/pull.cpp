@@ -9,8 +9,8 @@
 #include <set>
 
 #include "engine_internal.hpp"
-#include "lestash_sync/sync_engine.hpp"
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
 
 namespace lestash {
 using nlohmann::json;

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 
 #include "engine_internal.hpp"
-#include "lestash_sync/md5.hpp"
-#include "lestash_sync/sync_engine.hpp"
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/md5.hpp"
+#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
 
 namespace lestash {
 using sqlite::quote_identifier;

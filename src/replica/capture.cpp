@@ -1,7 +1,7 @@
 // Capture trigger SQL, generated from the table spec and the live columns.
-#include "lestash_sync/capture.hpp"
+#include "lestash_sync/replica/capture.hpp"
 
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
 
 namespace lestash {
 namespace {

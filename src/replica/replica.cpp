@@ -1,7 +1,7 @@
 // Attaching to the app's lestash.db: opening it safely, creating a new one
 // when there is none, installing the daemon's objects and keeping the capture
 // triggers in step with the live schema.
-#include "lestash_sync/replica.hpp"
+#include "lestash_sync/replica/replica.hpp"
 
 #include <unistd.h>
 #include <algorithm>
@@ -10,9 +10,9 @@
 #include <set>
 #include <thread>
 
-#include "lestash_sync/capture.hpp"
-#include "lestash_sync/embedded_sql.hpp"
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/embedded_sql.hpp"
+#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/replica/capture.hpp"
 
 namespace lestash {
 namespace fs = std::filesystem;

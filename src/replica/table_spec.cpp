@@ -1,9 +1,9 @@
 // The default synced tables and their identity rules (see table_spec.hpp).
-#include "lestash_sync/table_spec.hpp"
+#include "lestash_sync/replica/table_spec.hpp"
 
 #include <algorithm>
 
-#include "lestash_sync/error.hpp"
+#include "lestash_sync/common/error.hpp"
 
 namespace lestash {
 

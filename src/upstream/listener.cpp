@@ -1,7 +1,7 @@
 // LISTEN/NOTIFY receiver on its own connection (see listener.hpp).
-#include "lestash_sync/listener.hpp"
+#include "lestash_sync/upstream/listener.hpp"
 
-#include "lestash_sync/upstream.hpp"
+#include "lestash_sync/upstream/upstream.hpp"
 
 namespace lestash {
 

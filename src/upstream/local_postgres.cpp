@@ -1,5 +1,5 @@
-// A private PostgreSQL server (see include/lestash_sync/local_postgres.hpp).
-#include "lestash_sync/local_postgres.hpp"
+// A private PostgreSQL server (see include/lestash_sync/upstream/local_postgres.hpp).
+#include "lestash_sync/upstream/local_postgres.hpp"
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>

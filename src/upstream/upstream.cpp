@@ -1,11 +1,11 @@
 // Connection to Postgres, schema checks, migrations and error classification.
-#include "lestash_sync/upstream.hpp"
+#include "lestash_sync/upstream/upstream.hpp"
 
 #include <libpq-fe.h>
 
 #include <spdlog/spdlog.h>
 
-#include "lestash_sync/embedded_sql.hpp"
+#include "lestash_sync/common/embedded_sql.hpp"
 
 namespace lestash {
 

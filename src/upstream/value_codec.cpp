@@ -1,11 +1,11 @@
 // Exact value mapping between SQLite storage classes and Postgres columns.
-#include "lestash_sync/value_codec.hpp"
+#include "lestash_sync/upstream/value_codec.hpp"
 
 #include <charconv>
 #include <cmath>
 #include <stdexcept>
 
-#include "lestash_sync/error.hpp"
+#include "lestash_sync/common/error.hpp"
 
 namespace lestash {
 

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <variant>
 
-#include "lestash_sync/calls.hpp"
-#include "lestash_sync/replica.hpp"
+#include "lestash_sync/control/calls.hpp"
+#include "lestash_sync/replica/replica.hpp"
 
 namespace {
 

@@ -15,9 +15,9 @@
 
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
-#include "lestash_sync/control_client.hpp"
-#include "lestash_sync/rpc.hpp"
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/control/control_client.hpp"
+#include "lestash_sync/control/rpc.hpp"
 #include "sync_fixture.hpp"
 
 namespace lestash::test {

@@ -14,9 +14,9 @@
 
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
-#include "lestash_sync/control_client.hpp"
-#include "lestash_sync/listener.hpp"
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/control/control_client.hpp"
+#include "lestash_sync/upstream/listener.hpp"
 #include "sync_fixture.hpp"
 
 namespace lestash::test {

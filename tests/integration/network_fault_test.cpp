@@ -27,9 +27,9 @@
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
 #include "fault_proxy.hpp"
-#include "lestash_sync/control_client.hpp"
-#include "lestash_sync/sqlite.hpp"
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/control/control_client.hpp"
 #include "sync_fixture.hpp"
 
 namespace lestash::test {

@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "app_writer.hpp"
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/common/uuid.hpp"
 #include "sync_fixture.hpp"
 
 using namespace lestash;

@@ -23,8 +23,8 @@
 
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
-#include "lestash_sync/control_client.hpp"
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/control/control_client.hpp"
 #include "soak.hpp"
 #include "temp_dir.hpp"
 #include "throwaway_postgres.hpp"

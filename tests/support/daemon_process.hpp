@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "lestash_sync/child_process.hpp"
+#include "lestash_sync/common/child_process.hpp"
 
 namespace lestash::test {
 

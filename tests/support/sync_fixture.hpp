@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "lestash_sync/replica.hpp"
-#include "lestash_sync/sync_engine.hpp"
-#include "lestash_sync/upstream.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/replica/replica.hpp"
+#include "lestash_sync/upstream/upstream.hpp"
 #include "temp_dir.hpp"
 #include "throwaway_postgres.hpp"
 

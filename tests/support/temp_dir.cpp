@@ -10,7 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
 
 namespace lestash::test {
 

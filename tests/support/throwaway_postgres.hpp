@@ -2,7 +2,7 @@
 // dir, on loopback TCP, with fsync off (never used for durability claims).
 #pragma once
 
-#include "lestash_sync/local_postgres.hpp"
+#include "lestash_sync/upstream/local_postgres.hpp"
 
 namespace lestash::test {
 

@@ -10,8 +10,8 @@
 #include <memory>
 #include <thread>
 
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/replica.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/replica/replica.hpp"
 #include "temp_dir.hpp"
 
 using namespace lestash;

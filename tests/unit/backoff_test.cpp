@@ -1,6 +1,6 @@
 #include <catch2/catch.hpp>
 
-#include "lestash_sync/backoff.hpp"
+#include "lestash_sync/daemon/backoff.hpp"
 
 using namespace std::chrono;
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 
 #include "app_writer.hpp"
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/replica.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/replica/replica.hpp"
 #include "temp_dir.hpp"
 
 using namespace lestash;

@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "app_writer.hpp"
-#include "lestash_sync/replica.hpp"
+#include "lestash_sync/replica/replica.hpp"
 #include "temp_dir.hpp"
 
 using namespace lestash;

@@ -6,8 +6,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "lestash_sync/config.hpp"
-#include "lestash_sync/error.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/daemon/config.hpp"
 #include "scoped_env.hpp"
 #include "temp_dir.hpp"
 

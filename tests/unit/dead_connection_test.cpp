@@ -13,8 +13,8 @@
 #include <map>
 #include <thread>
 
-#include "lestash_sync/conninfo.hpp"
-#include "lestash_sync/response_guard.hpp"
+#include "lestash_sync/daemon/conninfo.hpp"
+#include "lestash_sync/daemon/response_guard.hpp"
 #include "scoped_env.hpp"
 #include "temp_dir.hpp"
 

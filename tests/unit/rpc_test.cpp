@@ -1,7 +1,7 @@
 // The control protocol's envelope and param checks (docs/protocol.md).
 #include <catch2/catch.hpp>
 
-#include "lestash_sync/calls.hpp"
+#include "lestash_sync/control/calls.hpp"
 
 namespace lestash::rpc {
 namespace {

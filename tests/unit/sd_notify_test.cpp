@@ -12,7 +12,7 @@
 #include <random>
 #include <stdexcept>
 
-#include "lestash_sync/sd_notify.hpp"
+#include "lestash_sync/daemon/sd_notify.hpp"
 #include "scoped_env.hpp"
 #include "temp_dir.hpp"
 

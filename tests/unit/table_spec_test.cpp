@@ -1,8 +1,8 @@
 #include <catch2/catch.hpp>
 
-#include "lestash_sync/capture.hpp"
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/table_spec.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/replica/capture.hpp"
+#include "lestash_sync/replica/table_spec.hpp"
 
 using namespace lestash;
 

@@ -1,7 +1,7 @@
 #include <catch2/catch.hpp>
 
-#include "lestash_sync/md5.hpp"
-#include "lestash_sync/uuid.hpp"
+#include "lestash_sync/common/md5.hpp"
+#include "lestash_sync/common/uuid.hpp"
 
 using namespace lestash;
 

@@ -7,9 +7,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/sqlite.hpp"
-#include "lestash_sync/wal_watcher.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/daemon/wal_watcher.hpp"
 #include "temp_dir.hpp"
 
 using lestash::WalWatcher;

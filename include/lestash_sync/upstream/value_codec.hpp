@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
 
 namespace lestash {
 

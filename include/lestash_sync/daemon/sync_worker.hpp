@@ -13,13 +13,13 @@
 #include <string>
 #include <thread>
 
-#include "lestash_sync/backoff.hpp"
-#include "lestash_sync/listener.hpp"
-#include "lestash_sync/replica.hpp"
-#include "lestash_sync/response_guard.hpp"
-#include "lestash_sync/status.hpp"
-#include "lestash_sync/sync_engine.hpp"
-#include "lestash_sync/upstream.hpp"
+#include "lestash_sync/daemon/backoff.hpp"
+#include "lestash_sync/daemon/response_guard.hpp"
+#include "lestash_sync/daemon/status.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/replica/replica.hpp"
+#include "lestash_sync/upstream/listener.hpp"
+#include "lestash_sync/upstream/upstream.hpp"
 
 namespace lestash {
 

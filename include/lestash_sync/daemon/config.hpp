@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "lestash_sync/conninfo.hpp"  // redact_conninfo, for whoever shows Config::postgres
-#include "lestash_sync/paths.hpp"
+#include "lestash_sync/daemon/conninfo.hpp"  // redact_conninfo, for whoever shows Config::postgres
+#include "lestash_sync/daemon/paths.hpp"
 
 namespace CLI {
 class App;

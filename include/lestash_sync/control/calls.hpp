@@ -8,8 +8,8 @@
 #include <variant>
 #include <vector>
 
-#include "lestash_sync/queries.hpp"
-#include "lestash_sync/rpc.hpp"
+#include "lestash_sync/control/queries.hpp"
+#include "lestash_sync/control/rpc.hpp"
 
 namespace lestash::rpc {
 

@@ -12,9 +12,9 @@
 #include <string_view>
 #include <vector>
 
-#include "lestash_sync/identity.hpp"
-#include "lestash_sync/replica.hpp"
-#include "lestash_sync/upstream.hpp"
+#include "lestash_sync/replica/identity.hpp"
+#include "lestash_sync/replica/replica.hpp"
+#include "lestash_sync/upstream/upstream.hpp"
 
 namespace lestash {
 

@@ -9,9 +9,9 @@
 #include <string>
 #include <vector>
 
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/table_spec.hpp"
-#include "lestash_sync/value_codec.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/replica/table_spec.hpp"
+#include "lestash_sync/upstream/value_codec.hpp"
 
 namespace lestash {
 

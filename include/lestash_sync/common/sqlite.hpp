@@ -12,7 +12,7 @@
 #include <variant>
 #include <vector>
 
-#include "lestash_sync/error.hpp"
+#include "lestash_sync/common/error.hpp"
 
 namespace lestash::sqlite {
 

@@ -17,17 +17,17 @@
 #include <iostream>
 #include <thread>
 
-#include "lestash_sync/backoff.hpp"
-#include "lestash_sync/config.hpp"
-#include "lestash_sync/control_server.hpp"
-#include "lestash_sync/error.hpp"
-#include "lestash_sync/local_postgres.hpp"
-#include "lestash_sync/replica.hpp"
-#include "lestash_sync/sd_notify.hpp"
-#include "lestash_sync/sync_engine.hpp"
-#include "lestash_sync/sync_worker.hpp"
-#include "lestash_sync/upstream.hpp"
-#include "lestash_sync/wal_watcher.hpp"
+#include "lestash_sync/common/error.hpp"
+#include "lestash_sync/control/control_server.hpp"
+#include "lestash_sync/daemon/backoff.hpp"
+#include "lestash_sync/daemon/config.hpp"
+#include "lestash_sync/daemon/sd_notify.hpp"
+#include "lestash_sync/daemon/sync_worker.hpp"
+#include "lestash_sync/daemon/wal_watcher.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/replica/replica.hpp"
+#include "lestash_sync/upstream/local_postgres.hpp"
+#include "lestash_sync/upstream/upstream.hpp"
 
 namespace {
 

@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "lestash_sync/sqlite.hpp"
+#include "lestash_sync/common/sqlite.hpp"
 
 namespace lestash::queries {
 

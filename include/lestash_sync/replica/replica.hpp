@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "lestash_sync/sqlite.hpp"
-#include "lestash_sync/table_spec.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/replica/table_spec.hpp"
 
 namespace lestash {
 

@@ -1,8 +1,8 @@
 // The identity map and the UUID rules.
-#include "lestash_sync/identity.hpp"
+#include "lestash_sync/replica/identity.hpp"
 
-#include "lestash_sync/uuid.hpp"
-#include "lestash_sync/value_codec.hpp"
+#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/upstream/value_codec.hpp"
 
 namespace lestash {
 

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "lestash_sync/table_spec.hpp"
+#include "lestash_sync/replica/table_spec.hpp"
 
 namespace lestash {
 

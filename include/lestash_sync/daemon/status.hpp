@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-#include "lestash_sync/sync_engine.hpp"
+#include "lestash_sync/engine/sync_engine.hpp"
 
 namespace lestash {
 

@@ -13,8 +13,8 @@
 #include <memory>
 #include <string>
 
-#include "lestash_sync/status.hpp"
-#include "lestash_sync/sync_worker.hpp"
+#include "lestash_sync/daemon/status.hpp"
+#include "lestash_sync/daemon/sync_worker.hpp"
 
 namespace lestash {
 
