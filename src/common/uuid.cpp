@@ -2,7 +2,7 @@
 #include "lestash_sync/common/uuid.hpp"
 
 #include "lestash_sync/common/md5.hpp"
-#include "lestash_sync/upstream/value_codec.hpp"
+#include "lestash_sync/common/value_text.hpp"
 
 #include <cstring>
 #include <random>

@@ -41,7 +41,9 @@ SyncEngine::SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options
 SyncEngine::~SyncEngine() = default;
 
 void SyncEngine::refresh_mappings() {
-    const UpstreamSchema schema = upstream_.read_schema(replica_.tables());
+    std::vector<std::string> tables;
+    for (const auto& spec : replica_.tables()) tables.push_back(spec.name);
+    const UpstreamSchema schema = upstream_.read_schema(tables);
     mappings_.clear();
     for (const auto& spec : replica_.tables()) {
         TableMapping m;

@@ -8,6 +8,7 @@
 #include "engine_internal.hpp"
 #include "lestash_sync/common/md5.hpp"
 #include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/common/value_text.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
 
 namespace lestash {

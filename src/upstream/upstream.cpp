@@ -147,19 +147,19 @@ void Upstream::require_schema() {
         false);
 }
 
-UpstreamSchema Upstream::read_schema(const std::vector<TableSpec>& tables) {
+UpstreamSchema Upstream::read_schema(const std::vector<std::string>& tables) {
     UpstreamSchema out;
     try {
         pqxx::nontransaction q(*conn_);
-        for (const auto& spec : tables) {
-            UpstreamTable t{spec.name, {}};
+        for (const auto& table : tables) {
+            UpstreamTable t{table, {}};
             const auto rows = q.exec_params(
                 "SELECT column_name, data_type FROM information_schema.columns WHERE "
                 "table_schema = 'lestash' AND table_name = $1 ORDER BY ordinal_position",
-                spec.name);
+                table);
             if (rows.empty())
-                throw UpstreamError("Postgres at " + target_ + " has no table lestash." +
-                                        spec.name + " — run lestash-syncd migrate",
+                throw UpstreamError("Postgres at " + target_ + " has no table lestash." + table +
+                                        " — run lestash-syncd migrate",
                                     false);
             for (const auto& r : rows) {
                 const std::string name = r[0].as<std::string>();
@@ -167,7 +167,7 @@ UpstreamSchema Upstream::read_schema(const std::vector<TableSpec>& tables) {
                     continue;
                 t.columns.push_back({name, pg_type_from_name(r[1].as<std::string>())});
             }
-            out.emplace(spec.name, std::move(t));
+            out.emplace(table, std::move(t));
         }
     } catch (...) {
         rethrow_as_upstream_error("reading the upstream tables");

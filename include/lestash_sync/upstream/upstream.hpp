@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "lestash_sync/common/error.hpp"
-#include "lestash_sync/replica/table_spec.hpp"
 #include "lestash_sync/upstream/value_codec.hpp"
 
 namespace lestash {
@@ -55,8 +54,8 @@ class Upstream {
     // Raises a permanent UpstreamError telling to run `lestash-syncd migrate`
     // when the upstream schema is older than this daemon needs.
     void require_schema();
-    // Column types of the synced tables upstream.
-    UpstreamSchema read_schema(const std::vector<TableSpec>& tables);
+    // Column types of the named tables upstream (lestash.<name>).
+    UpstreamSchema read_schema(const std::vector<std::string>& tables);
 
   private:
     std::string target_;

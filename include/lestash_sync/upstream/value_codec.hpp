@@ -31,9 +31,5 @@ sqlite::Value decode_value(const std::optional<std::string>& text, PgType type,
                            const nlohmann::json* override_entry);
 
 bool is_valid_utf8(std::string_view s);
-std::string to_hex(std::string_view bytes);
-std::string from_hex(std::string_view hex);
-// Shortest decimal text that reads back as exactly `d`.
-std::string exact_real_text(double d);
 
 }  // namespace lestash

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The rooms' one-way rule (CMakeLists.txt, "Rooms"), shown by the compiler:
+# each probe is one file including one header, built in one room's library
+# context. A header of an earlier room must compile; a header of a later
+# room or of a sibling must fail with "No such file". Also refuses
+# relative includes that climb out of a folder ("../"), which would go
+# around the include roots.
+# Usage: structure_test.sh BUILD_DIR SOURCE_DIR ok:PROBE... refused:PROBE...
+set -uo pipefail
+build=$1 source=$2
+shift 2
+failures=0
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
+for probe in "$@"; do
+    expect=${probe%%:*} name=${probe#*:}
+    if cmake --build "$build" --target "structure_probe_$name" >"$log" 2>&1; then
+        if [ "$expect" = refused ]; then
+            echo "FAIL $name: compiled, but its room must not see that header"
+            failures=$((failures + 1))
+        else
+            echo "ok   $name: compiles"
+        fi
+    elif [ "$expect" = refused ] && grep -q "No such file or directory" "$log"; then
+        echo "ok   $name: refused ($(grep -o 'lestash_sync/[a-z_/]*\.hpp: No such file' "$log" | head -1))"
+    else
+        echo "FAIL $name: expected to $([ "$expect" = ok ] && echo compile || echo fail on a missing header):"
+        sed 's/^/    /' "$log" | tail -20
+        failures=$((failures + 1))
+    fi
+done
+
+if climbing=$(grep -rnE '^\s*#\s*include\s*"\.\./' "$source/src" "$source/include"); then
+    echo "FAIL relative includes climb out of their folder (use lestash_sync/<room>/...):"
+    echo "$climbing" | sed 's/^/    /'
+    failures=$((failures + 1))
+fi
+
+[ "$failures" -eq 0 ] && echo "the rooms' includes point one way" && exit 0
+exit 1
