@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
-#include "engine_internal.hpp"
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "local_rows.hpp"
 
 namespace lestash {
 using nlohmann::json;

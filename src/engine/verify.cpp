@@ -5,11 +5,11 @@
 // differs, and then only per-row hashes of that bucket.
 #include <nlohmann/json.hpp>
 
-#include "engine_internal.hpp"
 #include "lestash_sync/common/md5.hpp"
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/common/value_text.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "local_rows.hpp"
 
 namespace lestash {
 using sqlite::quote_identifier;

@@ -1,4 +1,6 @@
-// Pieces shared by push.cpp and pull.cpp (not part of the public API).
+// Reading the replica's rows the way the engine needs them: by local key,
+// with a statement cache for the rows of one batch. Shared by push, apply
+// and verify; private to the engine.
 #pragma once
 
 #include <map>

@@ -1,0 +1,363 @@
+// Apply: fetched rows into the replica (see apply.hpp).
+#include "apply.hpp"
+
+#include <algorithm>
+#include <tuple>
+
+#include "lestash_sync/common/uuid.hpp"
+
+namespace lestash::detail {
+using nlohmann::json;
+using sqlite::quote_identifier;
+
+RowsToApply apply_order(const std::vector<TableMapping>& maps,
+                        const std::map<std::string, std::vector<FetchedRow>>& rows) {
+    RowsToApply out;
+    for (const bool upserts : {true, false}) {
+        for (size_t i = 0; i < maps.size(); ++i) {
+            const auto& m = upserts ? maps[i] : maps[maps.size() - 1 - i];
+            const auto it = rows.find(m.spec->name);
+            if (it == rows.end())
+                continue;
+            for (const auto& row : it->second)
+                if (row.exists == upserts)
+                    out.emplace_back(&m, &row);
+        }
+    }
+    return out;
+}
+
+RowApplier::RowApplier(sqlite::Connection& db, IdentityMap& ids,
+                       const std::vector<TableMapping>& maps)
+    : db_(db), sql_(db), ids_(ids), maps_(maps) {
+    sqlite::Statement st(db_, "SELECT tbl, coalesce(local_id, row_key) FROM _lestash_sync_outbox");
+    while (st.step()) pending_.insert({st.text(0), st.text(1)});
+    had_deferred_ = db_.query_int("SELECT count(*) FROM _lestash_sync_deferred") > 0;
+    had_unresolved_ = db_.query_int("SELECT count(*) FROM _lestash_sync_unresolved") > 0;
+}
+
+// Upserts parents first, then deletes children first (see apply_order).
+PullStats RowApplier::apply(const RowsToApply& rows) {
+    std::optional<std::int64_t> history_mark;
+    auto end_items_run = [&] {
+        if (!history_mark)
+            return;
+        resolve_pending_references();
+        // The app's capture_item_history trigger fired for our updates;
+        // the originating replica's history row arrives through sync.
+        sql_.get("DELETE FROM item_history WHERE id > ?").bind(1, *history_mark).run();
+        history_mark.reset();
+    };
+    for (const auto& [m, row] : rows) {
+        const bool items_upsert = row->exists && m->spec->name == "items";
+        if (!items_upsert)
+            end_items_run();
+        if (items_upsert && !history_mark)
+            history_mark = db_.query_int("SELECT coalesce(max(id), 0) FROM item_history");
+        if (row->exists)
+            upsert(*m, *row);
+        else
+            remove(*m, row->uuid);
+    }
+    end_items_run();
+    resolve_pending_references();
+    return stats_;
+}
+
+void RowApplier::remove_all_except(const TableMapping& m, const std::set<std::string>& upstream) {
+    if (!m.spec->keyed_by_rowid()) {
+        for (const auto& [uuid, key] : link_index(m))
+            if (!upstream.count(uuid))
+                remove(m, uuid);
+        return;
+    }
+    std::vector<std::string> gone;
+    sqlite::Statement st(db_, "SELECT uuid FROM _lestash_sync_ids WHERE tbl = ?");
+    st.bind(1, m.spec->name);
+    while (st.step()) {
+        const auto uuid = uuid_from_bytes(std::get<sqlite::Blob>(st.value(0)).bytes);
+        if (!upstream.count(uuid))
+            gone.push_back(uuid);
+    }
+    for (const auto& uuid : gone) remove(m, uuid);
+}
+
+sqlite::Value RowApplier::blob(const std::string& uuid) {
+    return sqlite::Blob{uuid_to_bytes(uuid)};
+}
+
+bool RowApplier::is_pending(const TableMapping& m, const std::string& key) const {
+    return pending_.count({m.spec->name, key}) > 0;
+}
+
+void RowApplier::defer(const TableMapping& m, const std::string& uuid) {
+    sql_.get("INSERT OR IGNORE INTO _lestash_sync_deferred (tbl, uuid) VALUES (?, ?)")
+        .bind(1, m.spec->name)
+        .bind(2, blob(uuid))
+        .run();
+    had_deferred_ = true;
+    ++stats_.deferred;
+}
+
+void RowApplier::undefer(const TableMapping& m, const std::string& uuid) {
+    if (!had_deferred_)
+        return;
+    sql_.get("DELETE FROM _lestash_sync_deferred WHERE tbl = ? AND uuid = ?")
+        .bind(1, m.spec->name)
+        .bind(2, blob(uuid))
+        .run();
+}
+
+std::vector<sqlite::Value> RowApplier::decode(
+    const TableMapping& m, const FetchedRow& row,
+    std::vector<std::pair<std::string, std::string>>& unresolved) {
+    std::vector<sqlite::Value> out;
+    out.reserve(m.columns.size());
+    for (size_t i = 0; i < m.columns.size(); ++i) {
+        const auto& col = m.columns[i];
+        if (col.fk) {
+            if (!row.values[i]) {
+                out.emplace_back(std::monostate{});
+            } else if (auto parent = ids_.by_uuid(col.fk->parent_table, *row.values[i])) {
+                out.emplace_back(parent->local_id);
+            } else {
+                out.emplace_back(std::monostate{});
+                unresolved.emplace_back(col.name, *row.values[i]);
+            }
+            continue;
+        }
+        const json* o = row.overrides.is_object() && row.overrides.contains(col.name)
+                            ? &row.overrides[col.name]
+                            : nullptr;
+        out.push_back(decode_value(row.values[i], col.type, o));
+    }
+    return out;
+}
+
+std::optional<std::int64_t> RowApplier::find_by_natural_key(
+    const TableMapping& m, const std::vector<sqlite::Value>& values) {
+    if (m.natural_key.empty())
+        return std::nullopt;
+    std::string sql = "SELECT " + quote_identifier(m.spec->local_key[0]) + " FROM " +
+                      quote_identifier(m.spec->name) + " WHERE ";
+    for (size_t k = 0; k < m.natural_key.size(); ++k) {
+        if (values[m.natural_key[k]].index() == 0)
+            return std::nullopt;  // NULL never matches
+        sql += (k ? " AND " : "") + quote_identifier(m.columns[m.natural_key[k]].name) + " = ?";
+    }
+    auto& st = sql_.get(sql);
+    for (size_t k = 0; k < m.natural_key.size(); ++k)
+        st.bind(static_cast<int>(k + 1), values[m.natural_key[k]]);
+    std::optional<std::int64_t> out;
+    if (st.step())
+        out = st.integer(0);
+    st.reset();
+    return out;
+}
+
+void RowApplier::upsert(const TableMapping& m, const FetchedRow& row) {
+    std::vector<std::pair<std::string, std::string>> unresolved;
+    const auto values = decode(m, row, unresolved);
+    for (const auto& [col, parent] : unresolved)
+        if (m.find(col)->fk->required) {
+            // Its parent is not here yet (held back by local edits, or
+            // deleted here with the delete not pushed): wait for it.
+            defer(m, row.uuid);
+            return;
+        }
+    if (!m.spec->keyed_by_rowid()) {
+        upsert_link(m, row, values);
+        return;
+    }
+    auto known = ids_.by_uuid(m.spec->name, row.uuid);
+    std::optional<std::int64_t> local = known ? std::optional(known->local_id) : std::nullopt;
+    if (!local)
+        local = find_by_natural_key(m, values);  // the same post, imported here too
+    if (local && is_pending(m, std::to_string(*local))) {
+        defer(m, row.uuid);  // local edits go first; fetched again after they are pushed
+        return;
+    }
+    const auto current =
+        local ? detail::read_local_row(sql_, m, {sqlite::Value{*local}}) : std::nullopt;
+    if (current) {
+        if (*current != values)
+            update_row(m, *local, values);
+    } else {
+        local = insert_row(m, values);
+    }
+    if (!known || known->local_id != *local || known->server_rev != row.rev)
+        ids_.set(m.spec->name, *local, row.uuid, row.rev);
+    if (had_unresolved_ || !unresolved.empty())
+        note_unresolved(m, *local, unresolved);
+    undefer(m, row.uuid);
+    ++stats_.applied;
+}
+
+void RowApplier::upsert_link(const TableMapping& m, const FetchedRow& row,
+                             const std::vector<sqlite::Value>& values) {
+    json key = json::array();
+    for (const auto& k : m.spec->local_key)
+        key.push_back(
+            std::get<std::int64_t>(values[static_cast<size_t>(m.find(k) - m.columns.data())]));
+    if (is_pending(m, key.dump())) {
+        defer(m, row.uuid);
+        return;
+    }
+    auto& st = sql_.get("INSERT OR IGNORE INTO " + quote_identifier(m.spec->name) + " (" +
+                        column_list(m) + ") VALUES (" + placeholders(m) + ")");
+    for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
+    st.run();
+    undefer(m, row.uuid);
+    ++stats_.applied;
+}
+
+std::string RowApplier::column_list(const TableMapping& m) {
+    std::string cols;
+    for (const auto& c : m.columns) cols += (cols.empty() ? "" : ", ") + quote_identifier(c.name);
+    return cols;
+}
+
+std::string RowApplier::placeholders(const TableMapping& m) {
+    std::string marks;
+    for (size_t i = 0; i < m.columns.size(); ++i) marks += i ? ", ?" : "?";
+    return marks;
+}
+
+std::int64_t RowApplier::insert_row(const TableMapping& m,
+                                    const std::vector<sqlite::Value>& values) {
+    auto& st = sql_.get("INSERT INTO " + quote_identifier(m.spec->name) + " (" + column_list(m) +
+                        ") VALUES (" + placeholders(m) + ")");
+    for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
+    st.run();
+    return db_.last_insert_rowid();
+}
+
+void RowApplier::update_row(const TableMapping& m, std::int64_t local_id,
+                            const std::vector<sqlite::Value>& values) {
+    std::string sets;
+    for (const auto& c : m.columns)
+        sets += (sets.empty() ? "" : ", ") + quote_identifier(c.name) + " = ?";
+    auto& st = sql_.get("UPDATE " + quote_identifier(m.spec->name) + " SET " + sets + " WHERE " +
+                        quote_identifier(m.spec->local_key[0]) + " = ?");
+    for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
+    st.bind(static_cast<int>(values.size() + 1), local_id);
+    st.run();
+}
+
+void RowApplier::note_unresolved(
+    const TableMapping& m, std::int64_t local_id,
+    const std::vector<std::pair<std::string, std::string>>& unresolved) {
+    sql_.get("DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ?")
+        .bind(1, m.spec->name)
+        .bind(2, local_id)
+        .run();
+    for (const auto& [col, uuid] : unresolved)
+        sql_.get(
+                "INSERT OR REPLACE INTO _lestash_sync_unresolved (tbl, local_id, col, "
+                "parent_uuid) VALUES (?, ?, ?, ?)")
+            .bind(1, m.spec->name)
+            .bind(2, local_id)
+            .bind(3, col)
+            .bind(4, blob(uuid))
+            .run();
+    had_unresolved_ = had_unresolved_ || !unresolved.empty();
+}
+
+void RowApplier::resolve_pending_references() {
+    if (!had_unresolved_)
+        return;
+    sqlite::Statement st(db_,
+                         "SELECT u.tbl, u.local_id, u.col, i.local_id FROM "
+                         "_lestash_sync_unresolved u JOIN _lestash_sync_ids i ON i.uuid = "
+                         "u.parent_uuid");
+    std::vector<std::tuple<std::string, std::int64_t, std::string, std::int64_t>> found;
+    while (st.step()) found.emplace_back(st.text(0), st.integer(1), st.text(2), st.integer(3));
+    for (const auto& entry : found) {
+        const auto& [table, id, col, parent] = entry;
+        const std::string& name = std::get<0>(entry);
+        const auto m = std::find_if(maps_.begin(), maps_.end(),
+                                    [&](const auto& x) { return x.spec->name == name; });
+        if (m == maps_.end())
+            continue;
+        sql_.get("UPDATE " + quote_identifier(table) + " SET " + quote_identifier(col) +
+                 " = ? WHERE " + quote_identifier(m->spec->local_key[0]) + " = ?")
+            .bind(1, parent)
+            .bind(2, id)
+            .run();
+        sql_.get(
+                "DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ? AND col = "
+                "?")
+            .bind(1, table)
+            .bind(2, id)
+            .bind(3, col)
+            .run();
+    }
+}
+
+void RowApplier::remove(const TableMapping& m, const std::string& uuid) {
+    if (!m.spec->keyed_by_rowid()) {
+        remove_link(m, uuid);
+        return;
+    }
+    const auto known = ids_.by_uuid(m.spec->name, uuid);
+    if (!known)
+        return;
+    if (is_pending(m, std::to_string(known->local_id))) {
+        defer(m, uuid);
+        return;
+    }
+    sql_.get("DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " +
+             quote_identifier(m.spec->local_key[0]) + " = ?")
+        .bind(1, known->local_id)
+        .run();
+    ids_.forget(uuid);
+    undefer(m, uuid);
+    ++stats_.deleted;
+}
+
+void RowApplier::remove_link(const TableMapping& m, const std::string& uuid) {
+    auto& index = link_index(m);
+    const auto it = index.find(uuid);
+    if (it == index.end())
+        return;
+    json key = json::array();
+    for (const auto& v : it->second) key.push_back(std::get<std::int64_t>(v));
+    if (is_pending(m, key.dump())) {
+        defer(m, uuid);
+        return;
+    }
+    std::string where;
+    for (const auto& k : m.spec->local_key)
+        where += (where.empty() ? "" : " AND ") + quote_identifier(k) + " = ?";
+    auto& st = sql_.get("DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " + where);
+    for (size_t i = 0; i < it->second.size(); ++i) st.bind(static_cast<int>(i + 1), it->second[i]);
+    st.run();
+    undefer(m, uuid);
+    ++stats_.deleted;
+}
+
+std::map<std::string, std::vector<sqlite::Value>>& RowApplier::link_index(const TableMapping& m) {
+    auto [it, fresh] = link_indexes_.try_emplace(m.spec->name);
+    if (!fresh)
+        return it->second;
+    std::string cols;
+    for (const auto& k : m.spec->local_key)
+        cols += (cols.empty() ? "" : ", ") + quote_identifier(k);
+    sqlite::Statement st(db_, "SELECT " + cols + " FROM " + quote_identifier(m.spec->name));
+    while (st.step()) {
+        std::vector<sqlite::Value> key;
+        std::vector<std::string> parents;
+        for (size_t i = 0; i < m.spec->local_key.size(); ++i) {
+            const int col = static_cast<int>(i);
+            key.push_back(st.value(col));
+            const auto p = ids_.by_local_id(m.spec->foreign_keys[i].parent_table, st.integer(col));
+            if (p)
+                parents.push_back(p->uuid);
+        }
+        if (parents.size() == key.size())
+            it->second[link_row_uuid(*m.spec, parents)] = key;
+    }
+    return it->second;
+}
+
+}  // namespace lestash::detail
