@@ -1,6 +1,6 @@
 // Conflicts recorded upstream: listing them with local context, resolving
-// them through lestash.resolve_conflict (migrations/postgres/004), and the
-// JSON form of a verify report. Used by the control API.
+// them through lestash.resolve_conflict (migrations/postgres/004). Used by
+// the control API.
 #include <nlohmann/json.hpp>
 
 #include "lestash_sync/engine/sync_engine.hpp"
@@ -81,23 +81,6 @@ json SyncEngine::resolve_conflict(std::int64_t id, bool keep_loser) {
             throw UpstreamError(msg, false, state);
         throw;
     }
-}
-
-json verify_report_json(const VerifyReport& report, bool repaired) {
-    json tables = json::array();
-    for (const auto& t : report.tables)
-        tables.push_back({{"table", t.table},
-                          {"local_rows", t.local_rows},
-                          {"upstream_rows", t.upstream_rows},
-                          {"matches", t.matches()},
-                          {"missing_locally", t.missing_locally},
-                          {"missing_upstream", t.missing_upstream},
-                          {"different", t.different},
-                          {"repaired", t.repaired}});
-    return {{"matches", report.matches()},
-            {"repair", repaired},
-            {"pending_local_rows", report.pending_local_rows},
-            {"tables", std::move(tables)}};
 }
 
 }  // namespace lestash

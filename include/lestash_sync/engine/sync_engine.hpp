@@ -87,9 +87,6 @@ struct VerifyReport {
 // Called as verify proceeds: (table, tables done, tables in all).
 using VerifyProgress = std::function<void(const std::string&, int, int)>;
 
-// A verify report as the control API returns it.
-nlohmann::json verify_report_json(const VerifyReport& report, bool repaired);
-
 class SyncEngine {
   public:
     SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options = {});
