@@ -157,7 +157,7 @@ bool SyncWorker::connect() {
         upstream_ = std::make_unique<Upstream>(conninfo);
         // The listener's socket is not watched: it is read without blocking,
         // and quiet for as long as nobody else writes.
-        guard_.watch({upstream_->connection().sock()}, upstream_->target());
+        guard_.watch({upstream_->socket()}, upstream_->target());
         SyncOptions opts = settings_.sync;
         opts.should_stop = [this] { return stopping_.load(); };
         // Each step of push and pull at debug level: a crash can be placed.

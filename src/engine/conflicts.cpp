@@ -10,18 +10,21 @@ namespace lestash {
 using json = nlohmann::json;
 
 json SyncEngine::list_conflicts(bool include_resolved, std::int64_t limit) {
-    pqxx::work tx(upstream_.connection());
-    const auto rows = tx.exec_params(
-        "SELECT c.id, c.tbl, c.row_id::text, c.column_name, c.winner_value::text, "
-        "c.winner_origin::text, wr.name, c.loser_value::text, c.loser_origin::text, lr.name, "
-        "to_char(c.detected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "to_char(c.resolved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), c.resolution "
-        "FROM lestash.conflicts c "
-        "LEFT JOIN lestash.replicas wr ON wr.id = c.winner_origin "
-        "LEFT JOIN lestash.replicas lr ON lr.id = c.loser_origin "
-        "WHERE $1 OR c.resolved_at IS NULL ORDER BY c.id LIMIT $2",
-        include_resolved, limit);
-    tx.commit();
+    const auto rows =
+        upstream_.transact("listing the conflicts at " + upstream_.target(), [&](pqxx::work& tx) {
+            return tx.exec_params(
+                "SELECT c.id, c.tbl, c.row_id::text, c.column_name, c.winner_value::text, "
+                "c.winner_origin::text, wr.name, c.loser_value::text, c.loser_origin::text, "
+                "lr.name, "
+                "to_char(c.detected_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                "to_char(c.resolved_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                "c.resolution "
+                "FROM lestash.conflicts c "
+                "LEFT JOIN lestash.replicas wr ON wr.id = c.winner_origin "
+                "LEFT JOIN lestash.replicas lr ON lr.id = c.loser_origin "
+                "WHERE $1 OR c.resolved_at IS NULL ORDER BY c.id LIMIT $2",
+                include_resolved, limit);
+        });
     auto text_or_null = [](const pqxx::field& f) {
         return f.is_null() ? json(nullptr) : json(f.c_str());
     };
@@ -63,24 +66,26 @@ json SyncEngine::list_conflicts(bool include_resolved, std::int64_t limit) {
 }
 
 json SyncEngine::resolve_conflict(std::int64_t id, bool keep_loser) {
-    try {
-        pqxx::work tx(upstream_.connection());
-        const auto r =
-            tx.exec_params1("SELECT lestash.resolve_conflict($1, $2)::text", id, keep_loser);
-        tx.commit();
-        return json::parse(r[0].c_str());
-    } catch (const pqxx::sql_error& e) {
-        // Refusals (no such conflict, already resolved, row gone) are the
-        // user's to read: the server's message as it is.
-        std::string msg = e.what();
-        if (msg.rfind("ERROR:  ", 0) == 0)
-            msg.erase(0, 8);
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-        const std::string state = e.sqlstate();
-        if (state == "P0002" || state == "55000")
-            throw UpstreamError(msg, false, state);
-        throw;
-    }
+    const std::string doing =
+        "resolving conflict " + std::to_string(id) + " at " + upstream_.target();
+    return upstream_.transact(doing, [&](pqxx::work& tx) {
+        try {
+            const auto r =
+                tx.exec_params1("SELECT lestash.resolve_conflict($1, $2)::text", id, keep_loser);
+            return json::parse(r[0].c_str());
+        } catch (const pqxx::sql_error& e) {
+            // Refusals (no such conflict, already resolved, row gone) are the
+            // user's to read: the server's message as it is.
+            std::string msg = e.what();
+            if (msg.rfind("ERROR:  ", 0) == 0)
+                msg.erase(0, 8);
+            while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+            const std::string state = e.sqlstate();
+            if (state == "P0002" || state == "55000")
+                throw UpstreamError(msg, false, state);
+            throw;
+        }
+    });
 }
 
 }  // namespace lestash

@@ -17,6 +17,8 @@
 namespace lestash {
 using detail::FetchedRow;
 using detail::RowApplier;
+// One consistent view of Postgres for a whole pull or bootstrap.
+using SnapshotRead = pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only>;
 using nlohmann::json;
 using sqlite::quote_identifier;
 
@@ -118,39 +120,36 @@ PullStats SyncEngine::bootstrap(bool resync) {
     // from the snapshot's horizon. Entries between the horizon and the
     // snapshot are read again later, which is harmless: pulls apply state.
     PullStats stats;
-    std::string horizon;
     std::map<std::string, std::set<std::string>> seen;
-    try {
-        pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only> tx(
-            upstream_.connection());
-        horizon =
-            tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0].as<std::string>();
-        for (const auto& m : mappings_) {
-            // In the order rows were created, so local ids keep that order.
-            tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
-                    fetch_sql(m, "ORDER BY \"_created\""));
-            const std::string fetch =
-                "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
-            for (;;) {
-                const auto page = tx.exec(fetch);
-                if (page.empty())
-                    break;
-                FetchedRows fetched;
-                auto& rows = fetched.by_table[m.spec->name];
-                for (const auto& r : page) {
-                    rows.push_back(row_from(r, m));
-                    if (resync)
-                        seen[m.spec->name].insert(rows.back().uuid);
+    const std::string horizon = upstream_.transact<SnapshotRead>(
+        "copying the upstream tables from " + upstream_.target(), [&](SnapshotRead& tx) {
+            const auto snapshot_xmin =
+                tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0]
+                    .as<std::string>();
+            for (const auto& m : mappings_) {
+                // In the order rows were created, so local ids keep that order.
+                tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
+                        fetch_sql(m, "ORDER BY \"_created\""));
+                const std::string fetch =
+                    "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
+                for (;;) {
+                    const auto page = tx.exec(fetch);
+                    if (page.empty())
+                        break;
+                    FetchedRows fetched;
+                    auto& rows = fetched.by_table[m.spec->name];
+                    for (const auto& r : page) {
+                        rows.push_back(row_from(r, m));
+                        if (resync)
+                            seen[m.spec->name].insert(rows.back().uuid);
+                    }
+                    stats += apply_rows(fetched, nullptr);
+                    stats.changes += static_cast<std::int64_t>(page.size());
                 }
-                stats += apply_rows(fetched, nullptr);
-                stats.changes += static_cast<std::int64_t>(page.size());
+                tx.exec("CLOSE lestash_bootstrap");
             }
-            tx.exec("CLOSE lestash_bootstrap");
-        }
-        tx.commit();
-    } catch (...) {
-        rethrow_as_upstream_error("copying the upstream tables from " + upstream_.target());
-    }
+            return snapshot_xmin;
+        });
     fault("pull:after-fetch");
     pacer_.before_write();
     ApplyScope scope(replica_.db());
@@ -176,62 +175,65 @@ PullStats SyncEngine::pull_batch() {
     if (!cursor_text)
         return bootstrap(false);
     const auto [xid, id] = parse_cursor(*cursor_text);
-    FetchedRows fetched;
-    std::string next_cursor;
-    std::int64_t changes = 0;
-    try {
-        pqxx::transaction<pqxx::repeatable_read, pqxx::readwrite_policy::read_only> tx(
-            upstream_.connection());
-        const bool compacted_past_us =
-            tx.exec_params(
-                  "SELECT count(*) > 0 FROM lestash.change_log_horizon WHERE (xid, id) > "
-                  "($1::xid8, $2::bigint)",
-                  xid, id)[0][0]
-                .as<bool>();
-        if (compacted_past_us) {
-            tx.commit();
-            return bootstrap(true);
-        }
-        // ORDER BY a bare name picks an output column first: ordered by
-        // "xid" the text column, "1000" sorted before "999" and a batch cut
-        // at its limit moved the cursor past changes it never read. The
-        // qualified names order by the xid8 column itself.
-        const auto log = tx.exec_params(
-            "SELECT id, xid::text AS xid_text, tbl, row_id::text, origin::text "
-            "FROM lestash.change_log WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < "
-            "pg_snapshot_xmin(pg_current_snapshot()) "
-            "ORDER BY change_log.xid, change_log.id LIMIT $3",
-            xid, id, options_.pull_batch);
-        if (log.empty()) {
-            tx.commit();
-            return {};
-        }
-        std::vector<std::pair<std::string, std::string>> keys;
-        std::set<std::pair<std::string, std::string>> seen;
-        for (const auto& r : log) {
-            const std::string table = r[2].as<std::string>();
-            // Our own pushes are already here.
-            if (!r[4].is_null() && r[4].as<std::string>() == replica_.replica_id())
-                continue;
-            if (std::none_of(mappings_.begin(), mappings_.end(),
-                             [&](const auto& m) { return m.spec->name == table; }))
-                continue;
-            if (seen.insert({table, r[3].as<std::string>()}).second)
-                keys.emplace_back(table, r[3].as<std::string>());
-        }
-        const auto& last = log[log.size() - 1];
-        next_cursor = last[1].as<std::string>() + ":" + last[0].as<std::string>();
-        changes = static_cast<std::int64_t>(log.size());
-        fetched = fetch_rows(tx, keys);
-        tx.commit();
-        spdlog::debug("pull: change log after {} up to {}: {} entries, {} rows fetched",
-                      *cursor_text, next_cursor, changes, keys.size());
-    } catch (...) {
-        rethrow_as_upstream_error("pulling changes from " + upstream_.target());
-    }
+    struct ChangesRead {
+        bool compacted_past_us = false;
+        FetchedRows fetched;
+        std::string next_cursor;
+        std::int64_t changes = 0;
+        std::size_t rows = 0;
+    };
+    const auto read = upstream_.transact<SnapshotRead>(
+        "pulling changes from " + upstream_.target(), [&, xid = xid, id = id](SnapshotRead& tx) {
+            ChangesRead out;
+            out.compacted_past_us =
+                tx.exec_params(
+                      "SELECT count(*) > 0 FROM lestash.change_log_horizon WHERE (xid, id) > "
+                      "($1::xid8, $2::bigint)",
+                      xid, id)[0][0]
+                    .as<bool>();
+            if (out.compacted_past_us)
+                return out;
+            // ORDER BY a bare name picks an output column first: ordered by
+            // "xid" the text column, "1000" sorted before "999" and a batch cut
+            // at its limit moved the cursor past changes it never read. The
+            // qualified names order by the xid8 column itself.
+            const auto log = tx.exec_params(
+                "SELECT id, xid::text AS xid_text, tbl, row_id::text, origin::text "
+                "FROM lestash.change_log WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < "
+                "pg_snapshot_xmin(pg_current_snapshot()) "
+                "ORDER BY change_log.xid, change_log.id LIMIT $3",
+                xid, id, options_.pull_batch);
+            if (log.empty())
+                return out;
+            std::vector<std::pair<std::string, std::string>> keys;
+            std::set<std::pair<std::string, std::string>> seen;
+            for (const auto& r : log) {
+                const std::string table = r[2].as<std::string>();
+                // Our own pushes are already here.
+                if (!r[4].is_null() && r[4].as<std::string>() == replica_.replica_id())
+                    continue;
+                if (std::none_of(mappings_.begin(), mappings_.end(),
+                                 [&](const auto& m) { return m.spec->name == table; }))
+                    continue;
+                if (seen.insert({table, r[3].as<std::string>()}).second)
+                    keys.emplace_back(table, r[3].as<std::string>());
+            }
+            const auto& last = log[log.size() - 1];
+            out.next_cursor = last[1].as<std::string>() + ":" + last[0].as<std::string>();
+            out.changes = static_cast<std::int64_t>(log.size());
+            out.rows = keys.size();
+            out.fetched = fetch_rows(tx, keys);
+            return out;
+        });
+    if (read.compacted_past_us)
+        return bootstrap(true);
+    if (read.changes == 0)
+        return {};
+    spdlog::debug("pull: change log after {} up to {}: {} entries, {} rows fetched", *cursor_text,
+                  read.next_cursor, read.changes, read.rows);
     fault("pull:after-fetch");
-    PullStats stats = apply_rows(fetched, &next_cursor);
-    stats.changes = changes;
+    PullStats stats = apply_rows(read.fetched, &read.next_cursor);
+    stats.changes = read.changes;
     return stats;
 }
 
@@ -249,15 +251,9 @@ PullStats SyncEngine::apply_deferred() {
 PullStats SyncEngine::refetch(const std::vector<std::pair<std::string, std::string>>& keys) {
     if (keys.empty())
         return {};
-    FetchedRows fetched;
-    try {
-        pqxx::read_transaction tx(upstream_.connection());
-        fetched = fetch_rows(tx, keys);
-        tx.commit();
-    } catch (...) {
-        rethrow_as_upstream_error("fetching " + std::to_string(keys.size()) + " rows from " +
-                                  upstream_.target());
-    }
+    const auto fetched = upstream_.transact<pqxx::read_transaction>(
+        "fetching " + std::to_string(keys.size()) + " rows from " + upstream_.target(),
+        [&](pqxx::read_transaction& tx) { return fetch_rows(tx, keys); });
     return apply_rows(fetched, nullptr);
 }
 

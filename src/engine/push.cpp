@@ -301,16 +301,13 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
     return batch;
 }
 
-void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
-    auto& conn = upstream_.connection();
-    pqxx::work tx(conn);
+void SyncEngine::send_push(pqxx::work& tx, PreparedPush& batch, bool isolate_rows) {
     tx.exec_params("SELECT set_config('lestash.origin', $1, true)", replica_.replica_id());
     const auto seen =
         tx.exec_params("SELECT last_seq FROM lestash.replicas WHERE id = $1::uuid FOR UPDATE",
                        replica_.replica_id());
     if (!seen.empty() && seen[0][0].as<std::int64_t>() >= batch.last_seq) {
         batch.already_applied = true;  // committed before, the acknowledgement was lost
-        tx.commit();
         return;
     }
 
@@ -398,7 +395,6 @@ void SyncEngine::send_push(PreparedPush& batch, bool isolate_rows) {
         "now()) ON CONFLICT (id) DO UPDATE SET last_seq = greatest(lestash.replicas.last_seq, "
         "excluded.last_seq), name = excluded.name, last_push_at = now()",
         replica_.replica_id(), replica_name(), batch.last_seq);
-    tx.commit();
 }
 
 void SyncEngine::finish_push(const PreparedPush& batch) {
@@ -432,25 +428,18 @@ PushStats SyncEngine::push_batch() {
     fault("push:send");
     PreparedPush batch = prepare_push(entries);
     try {
-        send_push(batch, false);
-    } catch (...) {
-        try {
-            rethrow_as_upstream_error("pushing " + std::to_string(entries.size()) +
-                                      " local changes to " + upstream_.target());
-        } catch (const UpstreamError& e) {
-            if (e.transient())
-                throw;
-            // Something in the batch is refused for good: find which rows,
-            // push the rest, keep the refused ones as dead letters.
-            batch.revs.clear();
-            batch.dead.clear();
-            try {
-                send_push(batch, true);
-            } catch (...) {
-                rethrow_as_upstream_error("pushing local changes row by row to " +
-                                          upstream_.target());
-            }
-        }
+        upstream_.transact(
+            "pushing " + std::to_string(entries.size()) + " local changes to " + upstream_.target(),
+            [&](pqxx::work& tx) { send_push(tx, batch, false); });
+    } catch (const UpstreamError& e) {
+        if (e.transient())
+            throw;
+        // Something in the batch is refused for good: find which rows,
+        // push the rest, keep the refused ones as dead letters.
+        batch.revs.clear();
+        batch.dead.clear();
+        upstream_.transact("pushing local changes row by row to " + upstream_.target(),
+                           [&](pqxx::work& tx) { send_push(tx, batch, true); });
     }
     fault("push:after-commit");
     finish_push(batch);

@@ -140,16 +140,14 @@ void SyncEngine::for_each_local_canonical_row(
 
 std::map<std::string, std::string> SyncEngine::upstream_canonical_rows(const std::string& table) {
     const auto& m = mapping(table);
-    std::map<std::string, std::string> out;
-    try {
-        pqxx::read_transaction tx(upstream_.connection());
-        for (const auto& r : tx.exec("SELECT \"id\"::text, " + canonical_sql(m) + " FROM lestash." +
-                                     quote_identifier(table)))
-            out[r[0].as<std::string>()] = r[1].as<std::string>();
-    } catch (...) {
-        rethrow_as_upstream_error("reading lestash." + table + " for verify");
-    }
-    return out;
+    return upstream_.transact<pqxx::read_transaction>(
+        "reading lestash." + table + " for verify", [&](pqxx::read_transaction& tx) {
+            std::map<std::string, std::string> out;
+            for (const auto& r : tx.exec("SELECT \"id\"::text, " + canonical_sql(m) +
+                                         " FROM lestash." + quote_identifier(table)))
+                out[r[0].as<std::string>()] = r[1].as<std::string>();
+            return out;
+        });
 }
 
 std::map<std::string, std::string> SyncEngine::local_row_hashes(const TableMapping& m,
@@ -193,47 +191,45 @@ VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
         t.local_rows = static_cast<std::int64_t>(local.size());
         const std::string table = "lestash." + quote_identifier(t.table);
         const std::string skip_list = detail::uuid_array_literal({skip.begin(), skip.end()});
-        try {
-            pqxx::read_transaction tx(upstream_.connection());
-            std::map<char, std::pair<std::int64_t, std::int64_t>> up_buckets;
-            for (const auto& r :
-                 tx.exec_params("SELECT substr(\"id\"::text, 1, 1), count(*), bit_xor(('x' || "
-                                "substr(md5(" +
-                                    canonical_sql(m) + "), 1, 16))::bit(64)::bigint) FROM " +
-                                    table + " WHERE NOT (\"id\" = ANY($1::uuid[])) GROUP BY 1",
-                                skip_list)) {
-                up_buckets[r[0].as<std::string>()[0]] = {r[1].as<std::int64_t>(),
-                                                         r[2].as<std::int64_t>()};
-                t.upstream_rows += r[1].as<std::int64_t>();
-            }
-            for (char b : std::string("0123456789abcdef")) {
-                ++t.buckets_compared;
-                if (local_buckets[b] == up_buckets[b])
-                    continue;
-                ++t.buckets_differing;
-                std::map<std::string, std::string> up_rows;
-                for (const auto& r : tx.exec_params(
-                         "SELECT \"id\"::text, md5(" + canonical_sql(m) + ") FROM " + table +
-                             " WHERE substr(\"id\"::text, 1, 1) = $1 AND NOT (\"id\" = "
-                             "ANY($2::uuid[]))",
-                         std::string(1, b), skip_list))
-                    up_rows[r[0].as<std::string>()] = r[1].as<std::string>();
-                for (const auto& [uuid, hash] : up_rows) {
-                    auto it = local.find(uuid);
-                    if (it == local.end())
-                        t.missing_locally.push_back(uuid);
-                    else if (it->second != hash)
-                        t.different.push_back(uuid);
+        upstream_.transact<pqxx::read_transaction>(
+            "verifying " + t.table + " against " + upstream_.target(),
+            [&](pqxx::read_transaction& tx) {
+                std::map<char, std::pair<std::int64_t, std::int64_t>> up_buckets;
+                for (const auto& r :
+                     tx.exec_params("SELECT substr(\"id\"::text, 1, 1), count(*), bit_xor(('x' || "
+                                    "substr(md5(" +
+                                        canonical_sql(m) + "), 1, 16))::bit(64)::bigint) FROM " +
+                                        table + " WHERE NOT (\"id\" = ANY($1::uuid[])) GROUP BY 1",
+                                    skip_list)) {
+                    up_buckets[r[0].as<std::string>()[0]] = {r[1].as<std::int64_t>(),
+                                                             r[2].as<std::int64_t>()};
+                    t.upstream_rows += r[1].as<std::int64_t>();
                 }
-                for (auto it = local.lower_bound(std::string(1, b));
-                     it != local.end() && it->first[0] == b; ++it)
-                    if (!up_rows.count(it->first))
-                        t.missing_upstream.push_back(it->first);
-            }
-            tx.commit();
-        } catch (...) {
-            rethrow_as_upstream_error("verifying " + t.table + " against " + upstream_.target());
-        }
+                for (char b : std::string("0123456789abcdef")) {
+                    ++t.buckets_compared;
+                    if (local_buckets[b] == up_buckets[b])
+                        continue;
+                    ++t.buckets_differing;
+                    std::map<std::string, std::string> up_rows;
+                    for (const auto& r : tx.exec_params(
+                             "SELECT \"id\"::text, md5(" + canonical_sql(m) + ") FROM " + table +
+                                 " WHERE substr(\"id\"::text, 1, 1) = $1 AND NOT (\"id\" = "
+                                 "ANY($2::uuid[]))",
+                             std::string(1, b), skip_list))
+                        up_rows[r[0].as<std::string>()] = r[1].as<std::string>();
+                    for (const auto& [uuid, hash] : up_rows) {
+                        auto it = local.find(uuid);
+                        if (it == local.end())
+                            t.missing_locally.push_back(uuid);
+                        else if (it->second != hash)
+                            t.different.push_back(uuid);
+                    }
+                    for (auto it = local.lower_bound(std::string(1, b));
+                         it != local.end() && it->first[0] == b; ++it)
+                        if (!up_rows.count(it->first))
+                            t.missing_upstream.push_back(it->first);
+                }
+            });
         for (const auto* list : {&t.missing_locally, &t.missing_upstream, &t.different})
             for (const auto& uuid : *list) to_repair.emplace_back(t.table, uuid);
         if (repair)

@@ -127,10 +127,14 @@ std::unique_ptr<lestash::LocalPostgres> start_private_postgres(Config& config) {
     try {
         pg = std::make_unique<lestash::LocalPostgres>(
             lestash::LocalPostgresOptions{root + "/data", false, true});
-        pqxx::connection admin(pg->conninfo("postgres"));
-        pqxx::nontransaction q(admin);
-        if (q.exec("SELECT 1 FROM pg_database WHERE datname = 'lestash'").empty())
-            q.exec("CREATE DATABASE lestash");
+        lestash::Upstream admin(pg->conninfo("postgres"));
+        admin.transact<pqxx::nontransaction>("creating database lestash",
+                                             [](pqxx::nontransaction& q) {
+                                                 if (q.exec("SELECT 1 FROM pg_database WHERE "
+                                                            "datname = 'lestash'")
+                                                         .empty())
+                                                     q.exec("CREATE DATABASE lestash");
+                                             });
     } catch (const std::exception& e) {
         throw lestash::Error(
             std::string("cannot start the private Postgres in ") + root + ": " + e.what() +

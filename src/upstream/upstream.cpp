@@ -111,25 +111,22 @@ Upstream::Upstream(const std::string& conninfo) : target_(describe_target(connin
     notices_ = std::make_unique<NoticesToLog>(*conn_, target_);
     // Exact values: every float8 printed with its shortest exact form, bytea as hex.
     // The connection can drop here too: that is an UpstreamError like any other.
-    try {
-        pqxx::nontransaction setup(*conn_);
+    transact<
+        pqxx::nontransaction>("setting up the session with " + target_, [](pqxx::nontransaction&
+                                                                               setup) {
         setup.exec(
             "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET client_encoding = 'UTF8'");
-    } catch (...) {
-        rethrow_as_upstream_error("setting up the session with " + target_);
-    }
+    });
 }
 
 int Upstream::schema_version() {
-    try {
-        pqxx::nontransaction q(*conn_);
-        if (q.exec1("SELECT to_regclass('lestash.schema_migrations') IS NULL")[0].as<bool>())
-            return 0;
-        return q.exec1("SELECT coalesce(max(version), 0) FROM lestash.schema_migrations")[0]
-            .as<int>();
-    } catch (...) {
-        rethrow_as_upstream_error("reading the upstream schema version");
-    }
+    return transact<pqxx::nontransaction>(
+        "reading the upstream schema version", [](pqxx::nontransaction& q) {
+            if (q.exec1("SELECT to_regclass('lestash.schema_migrations') IS NULL")[0].as<bool>())
+                return 0;
+            return q.exec1("SELECT coalesce(max(version), 0) FROM lestash.schema_migrations")[0]
+                .as<int>();
+        });
 }
 
 void Upstream::require_schema() {
@@ -148,44 +145,36 @@ void Upstream::require_schema() {
 }
 
 UpstreamSchema Upstream::read_schema(const std::vector<std::string>& tables) {
-    UpstreamSchema out;
-    try {
-        pqxx::nontransaction q(*conn_);
-        for (const auto& table : tables) {
-            UpstreamTable t{table, {}};
-            const auto rows = q.exec_params(
-                "SELECT column_name, data_type FROM information_schema.columns WHERE "
-                "table_schema = 'lestash' AND table_name = $1 ORDER BY ordinal_position",
-                table);
-            if (rows.empty())
-                throw UpstreamError("Postgres at " + target_ + " has no table lestash." + table +
-                                        " — run lestash-syncd migrate",
-                                    false);
-            for (const auto& r : rows) {
-                const std::string name = r[0].as<std::string>();
-                if (name == "id" || name[0] == '_')
-                    continue;
-                t.columns.push_back({name, pg_type_from_name(r[1].as<std::string>())});
+    return transact<pqxx::nontransaction>(
+        "reading the upstream tables", [&](pqxx::nontransaction& q) {
+            UpstreamSchema out;
+            for (const auto& table : tables) {
+                UpstreamTable t{table, {}};
+                const auto rows = q.exec_params(
+                    "SELECT column_name, data_type FROM information_schema.columns WHERE "
+                    "table_schema = 'lestash' AND table_name = $1 ORDER BY ordinal_position",
+                    table);
+                if (rows.empty())
+                    throw UpstreamError("Postgres at " + target_ + " has no table lestash." +
+                                            table + " — run lestash-syncd migrate",
+                                        false);
+                for (const auto& r : rows) {
+                    const std::string name = r[0].as<std::string>();
+                    if (name == "id" || name[0] == '_')
+                        continue;
+                    t.columns.push_back({name, pg_type_from_name(r[1].as<std::string>())});
+                }
+                out.emplace(table, std::move(t));
             }
-            out.emplace(table, std::move(t));
-        }
-    } catch (...) {
-        rethrow_as_upstream_error("reading the upstream tables");
-    }
-    return out;
+            return out;
+        });
 }
 
 int apply_migrations(const std::string& conninfo) {
     Upstream up(conninfo);
     for (const auto& m : embedded_sql_under("postgres/")) {
-        try {
-            pqxx::work w(up.connection());
-            w.exec(std::string(m.text));
-            w.commit();
-        } catch (...) {
-            rethrow_as_upstream_error("applying migration " + std::string(m.name) + " to " +
-                                      up.target());
-        }
+        up.transact("applying migration " + std::string(m.name) + " to " + up.target(),
+                    [&](pqxx::work& w) { w.exec(std::string(m.text)); });
     }
     return up.schema_version();
 }

@@ -15,6 +15,7 @@
 
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
+#include "fault_proxy.hpp"
 #include "lestash_sync/common/sqlite.hpp"
 #include "lestash_sync/control/control_client.hpp"
 #include "lestash_sync/control/rpc.hpp"
@@ -307,6 +308,54 @@ TEST_CASE("conflicts are listed with their context and resolved either way",
     c.sync();
     CHECK(c.replica().db().query_text("SELECT title FROM items WHERE source_id = 'x'") ==
           "Title from C");
+    CHECK(a.process->stop(SIGTERM) == 0);
+}
+
+// Issue 14: conflicts.list reached Postgres without the error translation,
+// so a dropped connection came back as -32603 ("a bug") with nothing logged.
+TEST_CASE("a Postgres connection dropped during conflicts.list is -32000 and logged, then recovers",
+          "[control][conflicts][network]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    FaultProxy proxy("127.0.0.1", static_cast<std::uint16_t>(shared_postgres().port()), 14);
+    RunningDaemon a(dir, "a", up.daemon_conninfo + " " + proxy.host_port_conninfo());
+    INFO(a.process->log());
+    shared_postgres().exec(
+        "INSERT INTO lestash.conflicts (tbl, row_id, column_name, winner_value, loser_value) "
+        "VALUES ('items', '00000000-0000-4000-8000-000000000014', 'title', '\"A\"', '\"C\"')",
+        up.name);
+    REQUIRE(a.call("conflicts.list")["conflicts"].size() == 1);
+
+    auto list_is_unavailable = [&](const std::string& why) {
+        try {
+            a.call("conflicts.list");
+            FAIL("conflicts.list must fail while its connection is gone");
+        } catch (const RpcError& e) {
+            INFO(e.what());
+            CHECK(e.code == rpc::unavailable);
+            CHECK(std::string(e.what()).find("listing the conflicts at") != std::string::npos);
+            CHECK(std::string(e.what()).find(why) != std::string::npos);
+        }
+        CHECK(eventually([&] {
+            return a.process->log().find("control conflicts.list: listing the conflicts at") !=
+                   std::string::npos;
+        }));
+        // The worker notices at its next cycle and reconnects.
+        a.call("sync.now", {{"wait", true}});
+        CHECK(a.call("conflicts.list")["conflicts"].size() == 1);
+    };
+
+    // Cut by the network right after Postgres received the COMMIT, before
+    // its answer came back: the daemon is idle, so that COMMIT is the list's.
+    proxy.cut_after_commits(1);
+    list_is_unavailable("commit outcome unknown");
+    CHECK(proxy.stats().cuts_commit_in_doubt == 1);
+
+    // Ended by the server while idle: found when the list begins.
+    shared_postgres().exec(
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = '" +
+        up.name + "' AND usename = 'lestash_daemon_test' AND query <> 'LISTEN lestash_changes'");
+    list_is_unavailable("connection to Postgres lost");
     CHECK(a.process->stop(SIGTERM) == 0);
 }
 

@@ -133,7 +133,8 @@ class SyncEngine {
     struct PreparedPush;
     struct FetchedRows;
     PreparedPush prepare_push(const std::vector<OutboxEntry>& entries);
-    void send_push(PreparedPush& batch, bool isolate_rows);
+    // One Postgres transaction: the batch, the replica's last sequence.
+    void send_push(pqxx::work& tx, PreparedPush& batch, bool isolate_rows);
     void finish_push(const PreparedPush& batch);
     FetchedRows fetch_rows(pqxx::transaction_base& tx,
                            const std::vector<std::pair<std::string, std::string>>& keys);

@@ -1,12 +1,15 @@
 // The Postgres side: one connection to the upstream database, the check that
 // its schema is what this daemon needs, the migrations runner, and the
-// mapping of libpqxx failures to typed, classified errors.
+// mapping of libpqxx failures to typed, classified errors. The connection
+// itself is not handed out: Upstream::transact is the only way to the
+// server, so every failure on the way is translated, whoever calls.
 #pragma once
 
 #include <map>
 #include <memory>
 #include <pqxx/pqxx>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "lestash_sync/common/error.hpp"
@@ -46,8 +49,34 @@ class Upstream {
     // and what to check.
     explicit Upstream(const std::string& conninfo);
 
-    pqxx::connection& connection() { return *conn_; }
     const std::string& target() const { return target_; }
+    // The connection's socket, for watching (see ResponseGuard).
+    int socket() const { return conn_->sock(); }
+
+    // Runs `work(tx)` in a transaction of type Tx (pqxx::work by default;
+    // pqxx::read_transaction, pqxx::nontransaction, a repeatable-read one)
+    // and commits it when `work` returns; returns what `work` returns.
+    // Whatever fails on the way leaves as an UpstreamError saying what was
+    // being done (`doing`), classified transient or not, so a dropped
+    // connection reads as "Postgres unavailable" everywhere and never as a
+    // bug. An UpstreamError `work` raises itself (a refusal to show as the
+    // server words it) passes through unchanged.
+    template <typename Tx = pqxx::work, typename Work>
+    auto transact(const std::string& doing, Work&& work) {
+        try {
+            Tx tx(*conn_);
+            if constexpr (std::is_void_v<std::invoke_result_t<Work&, Tx&>>) {
+                work(tx);
+                tx.commit();
+            } else {
+                auto result = work(tx);
+                tx.commit();
+                return result;
+            }
+        } catch (...) {
+            rethrow_as_upstream_error(doing);
+        }
+    }
 
     // 0 when the lestash schema is missing.
     int schema_version();
