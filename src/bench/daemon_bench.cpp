@@ -29,6 +29,7 @@
 #include "bench_common.hpp"
 #include "lestash_sync/common/child_process.hpp"
 #include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/replica/outbox.hpp"
 #include "lestash_sync/upstream/local_postgres.hpp"
 #include "lestash_sync/upstream/upstream.hpp"
 #include "sync_bench.hpp"
@@ -440,8 +441,7 @@ class Rig {
                 sqlite::Connection db(r->db.string(), SQLITE_OPEN_READONLY);
                 out += (r == &a_ ? "A: " : "; B: ") +
                        std::to_string(db.query_int("SELECT count(*) FROM items")) + " items, " +
-                       std::to_string(db.query_int("SELECT count(*) FROM _lestash_sync_outbox")) +
-                       " outbox entries";
+                       std::to_string(Outbox(db).depth()) + " outbox entries";
             } catch (const std::exception& e) {
                 out += std::string(r == &a_ ? "A: " : "; B: ") + e.what();
             }

@@ -88,7 +88,7 @@ nlohmann::json bench_capture(const fs::path& dir, int items, int batch) {
         {"update_rows_per_s_raw", items / raw.update_s},
         {"update_rows_per_s_captured", items / cap.update_s},
         {"update_overhead_ratio", cap.update_s / raw.update_s},
-        {"outbox_entries", check.query_int("SELECT count(*) FROM _lestash_sync_outbox")},
+        {"outbox_entries", lestash::Outbox(check).depth()},
     };
 }
 

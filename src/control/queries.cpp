@@ -3,6 +3,7 @@
 
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/control/rpc.hpp"
+#include "lestash_sync/replica/identity.hpp"
 
 namespace lestash::queries {
 
@@ -32,13 +33,10 @@ json row_json(const sqlite::Statement& st) {
     return row;
 }
 
-std::optional<std::string> uuid_of(sqlite::Connection& db, const std::string& table,
-                                   std::int64_t id) {
-    sqlite::Statement st(db, "SELECT uuid FROM _lestash_sync_ids WHERE tbl = ? AND local_id = ?");
-    st.bind_all(table, id);
-    if (!st.step())
-        return std::nullopt;
-    return uuid_from_bytes(std::get<sqlite::Blob>(st.value(0)).bytes);
+// The item's UUID, or "" when it has none yet (never pushed).
+std::string item_uuid(IdentityMap& ids, std::int64_t id) {
+    const auto known = ids.by_local_id("items", id);
+    return known ? known->uuid : "";
 }
 
 std::string sqlite_message(const std::exception& e, const std::string& path) {
@@ -51,12 +49,10 @@ std::string sqlite_message(const std::exception& e, const std::string& path) {
 
 std::optional<std::int64_t> resolve_item(sqlite::Connection& db, const std::string& id_or_uuid) {
     if (is_uuid(id_or_uuid)) {
-        sqlite::Statement st(
-            db, "SELECT local_id FROM _lestash_sync_ids WHERE tbl = 'items' AND uuid = ?");
-        st.bind(1, sqlite::Value{sqlite::Blob{uuid_to_bytes(id_or_uuid)}});
-        if (!st.step())
+        const auto known = IdentityMap(db).by_uuid("items", id_or_uuid);
+        if (!known)
             return std::nullopt;
-        return st.integer(0);
+        return known->local_id;
     }
     std::size_t used = 0;
     std::int64_t id = 0;
@@ -93,9 +89,10 @@ json search(sqlite::Connection& db, const SearchOptions& o) {
                     std::int64_t{o.limit}, std::int64_t{o.offset});
         if (o.source_type)
             st.bind(7, *o.source_type);
+        IdentityMap ids(db);
         while (st.step()) {
             json hit = row_json(st);
-            hit["uuid"] = uuid_of(db, "items", st.integer(0)).value_or("");
+            hit["uuid"] = item_uuid(ids, st.integer(0));
             hits.push_back(std::move(hit));
         }
         sqlite::Statement count(db, std::string("SELECT count(*) FROM items_fts JOIN items i ON "
@@ -125,7 +122,8 @@ json get_item(sqlite::Connection& db, const std::string& id_or_uuid) {
     st.bind(1, *id);
     st.step();
     json item = row_json(st);
-    item["uuid"] = uuid_of(db, "items", *id).value_or("");
+    IdentityMap ids(db);
+    item["uuid"] = item_uuid(ids, *id);
     json tags = json::array();
     sqlite::Statement t(db,
                         "SELECT t.name FROM item_tags it JOIN tags t ON t.id = it.tag_id WHERE "

@@ -9,6 +9,7 @@
 #include <iterator>
 
 #include "lestash_sync/daemon/conninfo.hpp"
+#include "lestash_sync/replica/dead_letters.hpp"
 
 namespace lestash {
 namespace {
@@ -225,15 +226,10 @@ void SyncWorker::record_error(const char* what, const std::string& message) {
 }
 
 void SyncWorker::refresh_local_counters() {
-    auto& db = replica_->db();
-    const auto depth = replica_->outbox_depth();
-    const double lag = depth == 0
-                           ? 0.0
-                           : static_cast<double>(db.query_int(
-                                 "SELECT CAST((julianday('now') - julianday(min(captured_at))) "
-                                 "* 86400000 AS INTEGER) FROM _lestash_sync_outbox")) /
-                                 1000.0;
-    const auto dead = db.query_int("SELECT count(*) FROM _lestash_sync_dead_letters");
+    auto& outbox = replica_->outbox();
+    const auto depth = outbox.depth();
+    const double lag = depth == 0 ? 0.0 : outbox.lag_seconds();
+    const auto dead = DeadLetters(replica_->db()).count();
     status_.update([&](DaemonStatus& s) {
         s.outbox_depth = depth;
         s.lag_seconds = lag;
@@ -308,7 +304,7 @@ bool SyncWorker::failing() const {
 }
 
 bool SyncWorker::has_local_changes() {
-    return replica_->db().query_int("SELECT EXISTS (SELECT 1 FROM _lestash_sync_outbox)") != 0;
+    return !replica_->outbox().empty();
 }
 
 void SyncWorker::run() {

@@ -2,9 +2,8 @@
 #include "apply.hpp"
 
 #include <algorithm>
-#include <tuple>
 
-#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/replica/outbox.hpp"
 
 namespace lestash::detail {
 using nlohmann::json;
@@ -29,12 +28,15 @@ RowsToApply apply_order(const std::vector<TableMapping>& maps,
 
 RowApplier::RowApplier(sqlite::Connection& db, IdentityMap& ids,
                        const std::vector<TableMapping>& maps)
-    : db_(db), sql_(db), ids_(ids), maps_(maps) {
-    sqlite::Statement st(db_, "SELECT tbl, coalesce(local_id, row_key) FROM _lestash_sync_outbox");
-    while (st.step()) pending_.insert({st.text(0), st.text(1)});
-    had_deferred_ = db_.query_int("SELECT count(*) FROM _lestash_sync_deferred") > 0;
-    had_unresolved_ = db_.query_int("SELECT count(*) FROM _lestash_sync_unresolved") > 0;
-}
+    : db_(db),
+      sql_(db),
+      ids_(ids),
+      maps_(maps),
+      deferred_(db),
+      unresolved_(db),
+      pending_(Outbox(db).pending_rows()),
+      had_deferred_(deferred_.any()),
+      had_unresolved_(unresolved_.any()) {}
 
 // Upserts parents first, then deletes children first (see apply_order).
 PullStats RowApplier::apply(const RowsToApply& rows) {
@@ -71,19 +73,9 @@ void RowApplier::remove_all_except(const TableMapping& m, const std::set<std::st
                 remove(m, uuid);
         return;
     }
-    std::vector<std::string> gone;
-    sqlite::Statement st(db_, "SELECT uuid FROM _lestash_sync_ids WHERE tbl = ?");
-    st.bind(1, m.spec->name);
-    while (st.step()) {
-        const auto uuid = uuid_from_bytes(std::get<sqlite::Blob>(st.value(0)).bytes);
+    for (const auto& uuid : ids_.uuids_of(m.spec->name))
         if (!upstream.count(uuid))
-            gone.push_back(uuid);
-    }
-    for (const auto& uuid : gone) remove(m, uuid);
-}
-
-sqlite::Value RowApplier::blob(const std::string& uuid) {
-    return sqlite::Blob{uuid_to_bytes(uuid)};
+            remove(m, uuid);
 }
 
 bool RowApplier::is_pending(const TableMapping& m, const std::string& key) const {
@@ -91,10 +83,7 @@ bool RowApplier::is_pending(const TableMapping& m, const std::string& key) const
 }
 
 void RowApplier::defer(const TableMapping& m, const std::string& uuid) {
-    sql_.get("INSERT OR IGNORE INTO _lestash_sync_deferred (tbl, uuid) VALUES (?, ?)")
-        .bind(1, m.spec->name)
-        .bind(2, blob(uuid))
-        .run();
+    deferred_.add(m.spec->name, uuid);
     had_deferred_ = true;
     ++stats_.deferred;
 }
@@ -102,10 +91,7 @@ void RowApplier::defer(const TableMapping& m, const std::string& uuid) {
 void RowApplier::undefer(const TableMapping& m, const std::string& uuid) {
     if (!had_deferred_)
         return;
-    sql_.get("DELETE FROM _lestash_sync_deferred WHERE tbl = ? AND uuid = ?")
-        .bind(1, m.spec->name)
-        .bind(2, blob(uuid))
-        .run();
+    deferred_.remove(m.spec->name, uuid);
 }
 
 std::vector<sqlite::Value> RowApplier::decode(
@@ -247,50 +233,28 @@ void RowApplier::update_row(const TableMapping& m, std::int64_t local_id,
 void RowApplier::note_unresolved(
     const TableMapping& m, std::int64_t local_id,
     const std::vector<std::pair<std::string, std::string>>& unresolved) {
-    sql_.get("DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ?")
-        .bind(1, m.spec->name)
-        .bind(2, local_id)
-        .run();
-    for (const auto& [col, uuid] : unresolved)
-        sql_.get(
-                "INSERT OR REPLACE INTO _lestash_sync_unresolved (tbl, local_id, col, "
-                "parent_uuid) VALUES (?, ?, ?, ?)")
-            .bind(1, m.spec->name)
-            .bind(2, local_id)
-            .bind(3, col)
-            .bind(4, blob(uuid))
-            .run();
+    unresolved_.replace(m.spec->name, local_id, unresolved);
     had_unresolved_ = had_unresolved_ || !unresolved.empty();
 }
 
 void RowApplier::resolve_pending_references() {
     if (!had_unresolved_)
         return;
-    sqlite::Statement st(db_,
-                         "SELECT u.tbl, u.local_id, u.col, i.local_id FROM "
-                         "_lestash_sync_unresolved u JOIN _lestash_sync_ids i ON i.uuid = "
-                         "u.parent_uuid");
-    std::vector<std::tuple<std::string, std::int64_t, std::string, std::int64_t>> found;
-    while (st.step()) found.emplace_back(st.text(0), st.integer(1), st.text(2), st.integer(3));
-    for (const auto& entry : found) {
-        const auto& [table, id, col, parent] = entry;
-        const std::string& name = std::get<0>(entry);
+    for (const auto& ref : unresolved_.all()) {
         const auto m = std::find_if(maps_.begin(), maps_.end(),
-                                    [&](const auto& x) { return x.spec->name == name; });
+                                    [&](const auto& x) { return x.spec->name == ref.table; });
         if (m == maps_.end())
             continue;
-        sql_.get("UPDATE " + quote_identifier(table) + " SET " + quote_identifier(col) +
+        const ForeignKey* fk = m->spec->foreign_key(ref.column);
+        const auto parent = fk ? ids_.by_uuid(fk->parent_table, ref.parent_uuid) : std::nullopt;
+        if (!parent)
+            continue;  // not here yet
+        sql_.get("UPDATE " + quote_identifier(ref.table) + " SET " + quote_identifier(ref.column) +
                  " = ? WHERE " + quote_identifier(m->spec->local_key[0]) + " = ?")
-            .bind(1, parent)
-            .bind(2, id)
+            .bind(1, parent->local_id)
+            .bind(2, ref.local_id)
             .run();
-        sql_.get(
-                "DELETE FROM _lestash_sync_unresolved WHERE tbl = ? AND local_id = ? AND col = "
-                "?")
-            .bind(1, table)
-            .bind(2, id)
-            .bind(3, col)
-            .run();
+        unresolved_.resolved(ref.table, ref.local_id, ref.column);
     }
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/replica/held_back.hpp"
 #include "local_rows.hpp"
 
 namespace lestash::detail {
@@ -46,7 +47,6 @@ class RowApplier {
     void remove_all_except(const TableMapping& m, const std::set<std::string>& upstream);
 
   private:
-    static sqlite::Value blob(const std::string& uuid);
     static std::string column_list(const TableMapping& m);
     static std::string placeholders(const TableMapping& m);
 
@@ -78,7 +78,9 @@ class RowApplier {
     StatementCache sql_;
     IdentityMap& ids_;
     const std::vector<TableMapping>& maps_;
-    std::set<std::pair<std::string, std::string>> pending_;
+    DeferredRows deferred_;
+    UnresolvedReferences unresolved_;
+    std::set<std::pair<std::string, std::string>> pending_;  // rows with unpushed edits
     bool had_deferred_ = false;
     bool had_unresolved_ = false;
     std::map<std::string, std::map<std::string, std::vector<sqlite::Value>>> link_indexes_;

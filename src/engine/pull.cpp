@@ -10,8 +10,9 @@
 #include <set>
 
 #include "apply.hpp"
-#include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/replica/apply_scope.hpp"
+#include "lestash_sync/replica/held_back.hpp"
 #include "local_rows.hpp"
 
 namespace lestash {
@@ -238,14 +239,7 @@ PullStats SyncEngine::pull_batch() {
 }
 
 PullStats SyncEngine::apply_deferred() {
-    std::vector<std::pair<std::string, std::string>> keys;
-    {
-        sqlite::Statement st(replica_.db(), "SELECT tbl, uuid FROM _lestash_sync_deferred");
-        while (st.step())
-            keys.emplace_back(st.text(0),
-                              uuid_from_bytes(std::get<sqlite::Blob>(st.value(1)).bytes));
-    }
-    return refetch(keys);
+    return refetch(DeferredRows(replica_.db()).all());
 }
 
 PullStats SyncEngine::refetch(const std::vector<std::pair<std::string, std::string>>& keys) {

@@ -7,6 +7,7 @@
 
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/replica/dead_letters.hpp"
 #include "local_rows.hpp"
 
 namespace lestash {
@@ -24,10 +25,6 @@ struct RowChange {
     bool insert = false;
     std::vector<std::string> changed;  // update path: mapped columns that changed
     json record;                       // id, columns, _sqlite, _push_base
-};
-
-struct DeadLetter {
-    std::string table, uuid, op, payload, error, sqlstate;
 };
 
 std::string pg_name(const TableMapping& m) {
@@ -401,8 +398,7 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
     pacer_.before_write();
     const auto t0 = std::chrono::steady_clock::now();
     sqlite::Transaction txn(replica_.db());
-    sqlite::Statement drop(replica_.db(), "DELETE FROM _lestash_sync_outbox WHERE seq <= ?");
-    drop.bind(1, batch.last_seq).run();
+    replica_.outbox().drop_through(batch.last_seq);
     for (const auto& [uuid, rev] : batch.revs) ids_.set_server_rev(uuid, rev);
     detail::StatementCache rows(replica_.db());
     for (const auto& [map, uuid] : batch.deletes) {
@@ -411,18 +407,15 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
         if (known && !detail::read_local_row(rows, *map, {sqlite::Value{known->local_id}}))
             ids_.forget(uuid);
     }
-    sqlite::Statement dead(replica_.db(),
-                           "INSERT INTO _lestash_sync_dead_letters (tbl, row_uuid, op, payload, "
-                           "error, sqlstate) VALUES (?, ?, ?, ?, ?, ?)");
-    for (const auto& d : batch.dead)
-        dead.bind_all(d.table, d.uuid, d.op, d.payload, d.error, d.sqlstate).run();
+    DeadLetters dead_letters(replica_.db());
+    for (const auto& d : batch.dead) dead_letters.add(d);
     txn.commit();
     pacer_.after_write(std::chrono::steady_clock::now() - t0);
 }
 
 PushStats SyncEngine::push_batch() {
     replica_.follow_schema_changes();
-    const auto entries = replica_.read_outbox(0, options_.push_batch);
+    const auto entries = replica_.outbox().read(0, options_.push_batch);
     if (entries.empty())
         return {};
     fault("push:send");

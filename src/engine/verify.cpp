@@ -167,14 +167,10 @@ VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
     VerifyReport report;
     // Rows with local edits not pushed yet legitimately differ: left out.
     std::map<std::string, std::set<std::string>> pending;
-    {
-        sqlite::Statement st(replica_.db(),
-                             "SELECT o.tbl, i.uuid FROM _lestash_sync_outbox o JOIN "
-                             "_lestash_sync_ids i ON i.tbl = o.tbl AND i.local_id = o.local_id");
-        while (st.step())
-            pending[st.text(0)].insert(uuid_from_bytes(std::get<sqlite::Blob>(st.value(1)).bytes));
-        report.pending_local_rows = replica_.outbox_depth();
-    }
+    for (const auto& [table, local_id] : replica_.outbox().pending_local_ids())
+        if (const auto known = ids_.by_local_id(table, local_id))
+            pending[table].insert(known->uuid);
+    report.pending_local_rows = replica_.outbox().depth();
     std::vector<std::pair<std::string, std::string>> to_repair;
     int done = 0;
     for (const auto& m : mappings_) {

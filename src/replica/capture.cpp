@@ -2,14 +2,15 @@
 #include "lestash_sync/replica/capture.hpp"
 
 #include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/replica/apply_scope.hpp"
+#include "lestash_sync/replica/identity.hpp"
+#include "lestash_sync/replica/outbox.hpp"
 
 namespace lestash {
 namespace {
 
 using sqlite::quote_identifier;
 using sqlite::quote_literal;
-
-const char* kNotApplying = "NOT EXISTS (SELECT 1 FROM _lestash_sync_applying)";
 
 std::string trigger_name(const TableSpec& spec, const char* what) {
     return quote_identifier(std::string(kObjectPrefix) + spec.name + "_" + what);
@@ -46,40 +47,27 @@ std::string key_json(const TableSpec& spec, const char* row) {
     return out + ")";
 }
 
-std::string uuid_of(const std::string& table, const std::string& local_id_expr) {
-    return "(SELECT uuid FROM _lestash_sync_ids WHERE tbl = " + quote_literal(table) +
-           " AND local_id = " + local_id_expr + ")";
-}
-
 // JSON array of the parents' UUIDs (hex) for a deleted link row.
 std::string link_uuids_json(const TableSpec& spec) {
     std::string out = "json_array(";
     for (size_t i = 0; i < spec.foreign_keys.size(); ++i) {
         const auto& fk = spec.foreign_keys[i];
         out += std::string(i ? ", " : "") + "lower(hex(" +
-               uuid_of(fk.parent_table, "OLD." + quote_identifier(fk.column)) + "))";
+               IdentityMap::uuid_sql(fk.parent_table, "OLD." + quote_identifier(fk.column)) + "))";
     }
     return out + ")";
 }
 
-// Outbox column list and the values for one op, per keying style.
-std::string outbox_insert(const TableSpec& spec, const std::string& op, const char* row,
+// The outbox row for one op: the row's local key, and for a delete the
+// identity it had (its UUID; a link row's parents' UUIDs).
+std::string outbox_insert(const TableSpec& spec, const char op, const char* row,
                           const std::string& changed) {
-    const std::string tbl = quote_literal(spec.name);
-    const std::string head = "INSERT INTO _lestash_sync_outbox (tbl, op, ";
-    if (spec.keyed_by_rowid()) {
-        const std::string id = std::string(row) + "." + quote_identifier(spec.local_key[0]);
-        if (op == "D")
-            return head + "local_id, row_uuid) VALUES (" + tbl + ", 'D', " + id + ", " +
-                   uuid_of(spec.name, id) + ");";
-        return head + "local_id, changed) VALUES (" + tbl + ", '" + op + "', " + id + ", " +
-               changed + ");";
-    }
-    if (op == "D")
-        return head + "row_key, link_uuids) VALUES (" + tbl + ", 'D', " + key_json(spec, row) +
-               ", " + link_uuids_json(spec) + ");";
-    return head + "row_key, changed) VALUES (" + tbl + ", '" + op + "', " + key_json(spec, row) +
-           ", " + changed + ");";
+    if (!spec.keyed_by_rowid())
+        return Outbox::capture_sql(spec, op, key_json(spec, row),
+                                   op == 'D' ? link_uuids_json(spec) : changed);
+    const std::string id = std::string(row) + "." + quote_identifier(spec.local_key[0]);
+    return Outbox::capture_sql(spec, op, id,
+                               op == 'D' ? IdentityMap::uuid_sql(spec.name, id) : changed);
 }
 
 }  // namespace
@@ -98,26 +86,27 @@ std::vector<std::string> capture_trigger_sql(const TableSpec& spec,
     // A row that takes over a deleted row's rowid must not inherit its UUID.
     const std::string forget_stale_id =
         spec.keyed_by_rowid()
-            ? "DELETE FROM _lestash_sync_ids WHERE tbl = " + quote_literal(spec.name) +
-                  " AND local_id = NEW." + quote_identifier(spec.local_key[0]) + ";\n    "
+            ? IdentityMap::forget_sql(spec.name, "NEW." + quote_identifier(spec.local_key[0])) +
+                  "\n    "
             : std::string();
+    const std::string not_applying = ApplyScope::not_applying_sql();
 
     std::vector<std::string> out;
     out.push_back("CREATE TRIGGER " + trigger_name(spec, "insert") + " AFTER INSERT" + on +
-                  " WHEN " + kNotApplying + "\nBEGIN\n    " + forget_stale_id +
-                  outbox_insert(spec, "I", "NEW", "NULL") + "\nEND");
+                  " WHEN " + not_applying + "\nBEGIN\n    " + forget_stale_id +
+                  outbox_insert(spec, 'I', "NEW", "NULL") + "\nEND");
     out.push_back("CREATE TRIGGER " + trigger_name(spec, "update") + " AFTER UPDATE" + on +
-                  " WHEN " + kNotApplying + " AND NOT (" + key_same + ") AND (" +
+                  " WHEN " + not_applying + " AND NOT (" + key_same + ") AND (" +
                   any_differs(columns) + ")\nBEGIN\n    " +
-                  outbox_insert(spec, "U", "NEW", changed_list(columns)) + "\nEND");
+                  outbox_insert(spec, 'U', "NEW", changed_list(columns)) + "\nEND");
     // A changed local key is a different row as far as identity goes.
     out.push_back("CREATE TRIGGER " + trigger_name(spec, "rekey") + " AFTER UPDATE" + on +
-                  " WHEN " + kNotApplying + " AND (" + key_same + ")\nBEGIN\n    " +
-                  outbox_insert(spec, "D", "OLD", "NULL") + "\n    " + forget_stale_id +
-                  outbox_insert(spec, "I", "NEW", "NULL") + "\nEND");
+                  " WHEN " + not_applying + " AND (" + key_same + ")\nBEGIN\n    " +
+                  outbox_insert(spec, 'D', "OLD", "NULL") + "\n    " + forget_stale_id +
+                  outbox_insert(spec, 'I', "NEW", "NULL") + "\nEND");
     out.push_back("CREATE TRIGGER " + trigger_name(spec, "delete") + " AFTER DELETE" + on +
-                  " WHEN " + kNotApplying + "\nBEGIN\n    " +
-                  outbox_insert(spec, "D", "OLD", "NULL") + "\nEND");
+                  " WHEN " + not_applying + "\nBEGIN\n    " +
+                  outbox_insert(spec, 'D', "OLD", "NULL") + "\nEND");
     return out;
 }
 

@@ -1,4 +1,4 @@
-// The identity map and the UUID rules.
+// Every statement on _lestash_sync_ids, and the UUID rules (see identity.hpp).
 #include "lestash_sync/replica/identity.hpp"
 
 #include "lestash_sync/common/uuid.hpp"
@@ -62,6 +62,24 @@ void IdentityMap::set_server_rev(const std::string& uuid, std::int64_t rev) {
 
 void IdentityMap::forget(const std::string& uuid) {
     forget_uuid_.bind(1, uuid_blob(uuid)).run();
+}
+
+std::vector<std::string> IdentityMap::uuids_of(const std::string& table) {
+    sqlite::Statement st(db_, "SELECT uuid FROM _lestash_sync_ids WHERE tbl = ?");
+    st.bind(1, table);
+    std::vector<std::string> out;
+    while (st.step()) out.push_back(uuid_from_bytes(std::get<sqlite::Blob>(st.value(0)).bytes));
+    return out;
+}
+
+std::string IdentityMap::uuid_sql(const std::string& table, const std::string& local_id) {
+    return "(SELECT uuid FROM _lestash_sync_ids WHERE tbl = " + sqlite::quote_literal(table) +
+           " AND local_id = " + local_id + ")";
+}
+
+std::string IdentityMap::forget_sql(const std::string& table, const std::string& local_id) {
+    return "DELETE FROM _lestash_sync_ids WHERE tbl = " + sqlite::quote_literal(table) +
+           " AND local_id = " + local_id + ";";
 }
 
 namespace {

@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
-#include <thread>
 
 #include "lestash_sync/common/embedded_sql.hpp"
 #include "lestash_sync/common/uuid.hpp"
@@ -148,21 +147,6 @@ std::vector<std::string> validate_table(const std::string& path, const TableSpec
     return synced;
 }
 
-std::string enqueue_all_rows_sql(const TableSpec& spec, const std::string& op,
-                                 const std::string& changed, const std::string& where) {
-    const std::string tbl = quote_literal(spec.name);
-    if (spec.keyed_by_rowid())
-        return "INSERT INTO _lestash_sync_outbox (tbl, op, local_id, changed) SELECT " + tbl +
-               ", '" + op + "', " + quote_identifier(spec.local_key[0]) + ", " + changed +
-               " FROM " + quote_identifier(spec.name) + where + " ORDER BY 3";
-    std::string key = "json_array(";
-    for (size_t i = 0; i < spec.local_key.size(); ++i)
-        key += std::string(i ? ", " : "") + quote_identifier(spec.local_key[i]);
-    return "INSERT INTO _lestash_sync_outbox (tbl, op, row_key, changed) SELECT " + tbl + ", '" +
-           op + "', " + key + "), " + changed + " FROM " + quote_identifier(spec.name) + where +
-           " ORDER BY rowid";
-}
-
 }  // namespace
 
 void require_database_directory(const std::string& path) {
@@ -215,10 +199,7 @@ std::int64_t Replica::schema_version() {
 
 void Replica::install_daemon_objects() {
     sqlite::Transaction txn(db_);
-    int version = 0;
-    if (db_.query_int("SELECT count(*) FROM sqlite_master WHERE name = '_lestash_sync_meta'") > 0)
-        version = static_cast<int>(
-            db_.query_int("SELECT value FROM _lestash_sync_meta WHERE key = 'objects_version'"));
+    const int version = meta_.objects_version();
     const auto migrations = daemon_migrations();
     if (version > static_cast<int>(migrations.size()))
         throw LocalDatabaseError(
@@ -239,20 +220,6 @@ void Replica::ensure_replica_id() {
     }
     replica_id_ = random_uuid();
     set_meta("replica_id", replica_id_);
-}
-
-std::optional<std::string> Replica::meta(const std::string& key) {
-    sqlite::Statement st(db_, "SELECT value FROM _lestash_sync_meta WHERE key = ?");
-    st.bind(1, key);
-    if (!st.step() || st.is_null(0))
-        return std::nullopt;
-    return st.text(0);
-}
-
-void Replica::set_meta(const std::string& key, const std::string& value) {
-    sqlite::Statement st(db_,
-                         "INSERT OR REPLACE INTO _lestash_sync_meta (key, value) VALUES (?, ?)");
-    st.bind_all(key, value).run();
 }
 
 void Replica::sync_capture_triggers() {
@@ -288,7 +255,7 @@ void Replica::sync_capture_triggers() {
 
         if (!previous_text) {
             // First capture of this table: its existing rows are local changes too.
-            db_.exec(enqueue_all_rows_sql(spec, "I", "NULL", ""));
+            outbox_.enqueue_rows(spec, 'I', "NULL", "");
         } else {
             // Columns the app just added: rows that already hold a non-default
             // value in them (set by the migration itself, or written before
@@ -296,9 +263,9 @@ void Replica::sync_capture_triggers() {
             for (const auto& c : cols) {
                 if (contains(previous, c.name) || !contains(synced, c.name))
                     continue;
-                const std::string where = " WHERE " + quote_identifier(c.name) + " IS NOT (" +
-                                          c.default_sql.value_or("NULL") + ")";
-                db_.exec(enqueue_all_rows_sql(spec, "U", quote_literal(c.name), where));
+                outbox_.enqueue_rows(
+                    spec, 'U', quote_literal(c.name),
+                    quote_identifier(c.name) + " IS NOT (" + c.default_sql.value_or("NULL") + ")");
             }
         }
         set_meta("columns:" + spec.name, nlohmann::json(synced).dump());
@@ -318,17 +285,11 @@ void Replica::sync_capture_triggers() {
         if (!wanted.count(stale.text(0)))
             drop.push_back(stale.text(0));
     for (const auto& name : drop) db_.exec("DROP TRIGGER " + quote_identifier(name));
-    sqlite::Statement forget(db_, "SELECT key FROM _lestash_sync_meta WHERE key LIKE 'columns:%'");
-    std::vector<std::string> forgotten;
-    while (forget.step()) {
-        const std::string table = forget.text(0).substr(8);
+    for (const auto& key : meta_.keys_with_prefix("columns:")) {
+        const std::string table = key.substr(8);
         if (std::none_of(tables_.begin(), tables_.end(),
                          [&](const auto& s) { return s.name == table; }))
-            forgotten.push_back(forget.text(0));
-    }
-    for (const auto& key : forgotten) {
-        sqlite::Statement del(db_, "DELETE FROM _lestash_sync_meta WHERE key = ?");
-        del.bind(1, key).run();
+            meta_.erase(key);
     }
     schema_version_seen_ = schema_version();
     txn.commit();
@@ -340,64 +301,6 @@ bool Replica::follow_schema_changes() {
     const auto before = schema_version_seen_;
     sync_capture_triggers();
     return schema_version_seen_ != before;
-}
-
-std::vector<OutboxEntry> Replica::read_outbox(std::int64_t after_seq, int limit) {
-    sqlite::Statement st(db_,
-                         "SELECT seq, tbl, op, local_id, row_key, row_uuid, link_uuids, changed, "
-                         "captured_at FROM _lestash_sync_outbox WHERE seq > ? ORDER BY seq "
-                         "LIMIT ?");
-    st.bind(1, after_seq).bind(2, static_cast<std::int64_t>(limit));
-    std::vector<OutboxEntry> out;
-    while (st.step()) {
-        OutboxEntry e;
-        e.seq = st.integer(0);
-        e.table = st.text(1);
-        e.op = st.text(2).at(0);
-        if (!st.is_null(3))
-            e.local_id = st.integer(3);
-        e.row_key = st.text(4);
-        if (!st.is_null(5))
-            e.row_uuid = uuid_from_bytes(std::get<sqlite::Blob>(st.value(5)).bytes);
-        e.link_uuids = st.text(6);
-        std::string changed = st.text(7);
-        for (size_t pos = 0; !changed.empty();) {
-            const size_t comma = changed.find(',', pos);
-            e.changed.push_back(changed.substr(pos, comma - pos));
-            if (comma == std::string::npos)
-                break;
-            pos = comma + 1;
-        }
-        e.captured_at = st.text(8);
-        out.push_back(std::move(e));
-    }
-    return out;
-}
-
-std::int64_t Replica::outbox_depth() {
-    return db_.query_int("SELECT count(*) FROM _lestash_sync_outbox");
-}
-
-void WritePacer::before_write() {
-    const auto now = std::chrono::steady_clock::now();
-    if (now < next_write_)
-        std::this_thread::sleep_for(next_write_ - now);
-}
-
-void WritePacer::after_write(std::chrono::steady_clock::duration held) {
-    using std::chrono::milliseconds;
-    next_write_ =
-        std::chrono::steady_clock::now() +
-        std::clamp<std::chrono::steady_clock::duration>(held, milliseconds(1), milliseconds(110));
-}
-
-ApplyScope::ApplyScope(sqlite::Connection& db) : db_(db), txn_(db) {
-    db_.exec("INSERT INTO _lestash_sync_applying (flag) VALUES (1)");
-}
-
-void ApplyScope::commit() {
-    db_.exec("DELETE FROM _lestash_sync_applying");
-    txn_.commit();
 }
 
 }  // namespace lestash

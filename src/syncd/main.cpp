@@ -251,7 +251,7 @@ int run_once(const Config& c) {
     if (c.postgres.empty()) {
         std::cout
             << "attached to " << replica.path() << " (replica " << replica.replica_id()
-            << "): " << replica.outbox_depth()
+            << "): " << replica.outbox().depth()
             << " local changes waiting; no Postgres configured (--postgres), nothing synced\n";
         return 0;
     }

@@ -12,6 +12,7 @@
 #include "app_writer.hpp"
 #include "lestash_sync/common/error.hpp"
 #include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/replica/apply_scope.hpp"
 #include "sync_fixture.hpp"
 
 using namespace lestash;
@@ -129,13 +130,13 @@ TEST_CASE("a retried push whose acknowledgement was lost is not applied twice",
     app.insert_item(note);
     app.insert_item(note);
     CHECK_THROWS_WITH(a.engine().push_batch(), Catch::Contains("simulated crash"));
-    CHECK(a.replica().outbox_depth() == 2);
+    CHECK(a.replica().outbox().depth() == 2);
 
     // The daemon restarts: a new connection, the same outbox.
     TestReplica again(a.path(), up.daemon_conninfo);
     const auto stats = again.engine().push_batch();
     CHECK(stats.already_applied == 1);
-    CHECK(again.replica().outbox_depth() == 0);
+    CHECK(again.replica().outbox().depth() == 0);
     pqxx::connection pg(up.admin_conninfo);
     CHECK(count(pg, "SELECT count(*) FROM lestash.items") == 2);
     CHECK(count(pg, "SELECT count(*) FROM lestash.change_log") == 2);
@@ -368,7 +369,7 @@ TEST_CASE("a change Postgres refuses for good becomes a dead letter and the rest
     app.upsert_item(post("ok2", "fine too"));
     const auto stats = a.engine().push_all();
     CHECK(stats.dead_lettered == 1);
-    CHECK(a.replica().outbox_depth() == 0);
+    CHECK(a.replica().outbox().depth() == 0);
     pqxx::connection pg(up.admin_conninfo);
     CHECK(count(pg, "SELECT count(*) FROM lestash.items") == 2);
     CHECK_THAT(one_text(a.replica().db(), "SELECT error FROM _lestash_sync_dead_letters"),
@@ -413,7 +414,7 @@ TEST_CASE("bad upstream input gets a clear error and loses nothing from the outb
         Replica attach({path});
         app.upsert_item(post("p1", "kept"));
     }
-    const auto depth = [&] { return Replica({path}).outbox_depth(); };
+    const auto depth = [&] { return Replica({path}).outbox().depth(); };
     REQUIRE(depth() == 1);
 
     SECTION("unreachable Postgres") {
@@ -498,7 +499,7 @@ TEST_CASE("verify finds rows that differ from Postgres and repairs only those", 
     CHECK(one_text(a.replica().db(), "SELECT content FROM items WHERE source_id = 'p7'") ==
           "content 7");
     CHECK(a.replica().db().query_int("SELECT count(*) FROM items") == 40);
-    CHECK(a.replica().outbox_depth() == 0);  // repairs are not captured as local changes
+    CHECK(a.replica().outbox().depth() == 0);  // repairs are not captured as local changes
     require_converged(a);
 
     // An app edit not pushed yet differs from Postgres by design: left out
@@ -507,7 +508,7 @@ TEST_CASE("verify finds rows that differ from Postgres and repairs only those", 
     const auto pending = a.engine().verify(false);
     CHECK(pending.matches());
     CHECK(pending.pending_local_rows > 0);  // the item and its history rows
-    CHECK(pending.pending_local_rows == a.replica().outbox_depth());
+    CHECK(pending.pending_local_rows == a.replica().outbox().depth());
     CHECK(pending.tables.front().local_rows == 39);
 }
 

@@ -4,7 +4,7 @@
 # context. A header of an earlier room must compile; a header of a later
 # room or of a sibling must fail with "No such file". Also refuses
 # relative includes that climb out of a folder ("../"), which would go
-# around the include roots.
+# around the include roots, and SQL on a daemon table outside its owner.
 # Usage: structure_test.sh BUILD_DIR SOURCE_DIR ok:PROBE... refused:PROBE...
 set -uo pipefail
 build=$1 source=$2
@@ -37,5 +37,23 @@ if climbing=$(grep -rnE '^\s*#\s*include\s*"\.\./' "$source/src" "$source/includ
     failures=$((failures + 1))
 fi
 
-[ "$failures" -eq 0 ] && echo "the rooms' includes point one way" && exit 0
+# One owner module per table the daemon keeps in the app's database
+# (docs/architecture.md, "Where a change goes"): SQL naming the table
+# anywhere else in src/ is refused (comments aside; tests may read them).
+declare -A owner=(
+    [outbox]=src/replica/outbox.cpp [ids]=src/replica/identity.cpp
+    [meta]=src/replica/meta.cpp [dead_letters]=src/replica/dead_letters.cpp
+    [deferred]=src/replica/held_back.cpp [unresolved]=src/replica/held_back.cpp
+    [applying]=src/replica/apply_scope.cpp)
+for table in "${!owner[@]}"; do
+    if strays=$(cd "$source" && grep -rnE "_lestash_sync_${table}\b" src include |
+        grep -v "^${owner[$table]}:" | grep -vE '^[^:]+:[0-9]+:\s*//'); then
+        echo "FAIL _lestash_sync_$table is used outside its owner ${owner[$table]}:"
+        echo "$strays" | sed 's/^/    /'
+        failures=$((failures + 1))
+    fi
+done
+
+[ "$failures" -eq 0 ] && echo "the rooms' includes point one way; each daemon table has one owner" &&
+    exit 0
 exit 1

@@ -25,6 +25,7 @@
 #include "daemon_process.hpp"
 #include "lestash_sync/common/sqlite.hpp"
 #include "lestash_sync/control/control_client.hpp"
+#include "lestash_sync/replica/outbox.hpp"
 #include "soak.hpp"
 #include "temp_dir.hpp"
 #include "throwaway_postgres.hpp"
@@ -634,12 +635,8 @@ std::int64_t rss_kb(pid_t pid) {
 std::pair<std::int64_t, double> outbox(const std::string& db_path) {
     sqlite::Connection db(db_path, SQLITE_OPEN_READONLY);
     sqlite3_busy_timeout(db.handle(), 5000);
-    sqlite::Statement st(
-        db,
-        "SELECT count(*), coalesce((julianday('now') - julianday(min(captured_at)))"
-        " * 86400.0, 0) FROM _lestash_sync_outbox");
-    st.step();
-    return {st.integer(0), st.real(1)};
+    Outbox box(db);
+    return {box.depth(), box.lag_seconds()};
 }
 
 // Samples every replica; restarts (and reports) a daemon that died unasked.

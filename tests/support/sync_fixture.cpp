@@ -69,7 +69,7 @@ void require_converged(TestReplica& r) {
     }
     const auto report = r.engine().verify(false);
     CHECK(report.matches());
-    CHECK(r.replica().outbox_depth() == 0);
+    CHECK(r.replica().outbox().depth() == 0);
     CHECK(r.replica().db().query_text("PRAGMA integrity_check") == "ok");
     CHECK_NOTHROW(
         r.replica().db().exec("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')"));

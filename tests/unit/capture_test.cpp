@@ -6,6 +6,8 @@
 
 #include "app_writer.hpp"
 #include "lestash_sync/common/error.hpp"
+#include "lestash_sync/replica/apply_scope.hpp"
+#include "lestash_sync/replica/identity.hpp"
 #include "lestash_sync/replica/replica.hpp"
 #include "temp_dir.hpp"
 
@@ -17,7 +19,7 @@ namespace {
 // The outbox as readable lines: "items U 3 content,title".
 std::vector<std::string> outbox_lines(Replica& r, std::int64_t after = 0) {
     std::vector<std::string> out;
-    for (const auto& e : r.read_outbox(after, 10000)) {
+    for (const auto& e : r.outbox().read(after, 10000)) {
         std::string line = e.table + " " + e.op + " ";
         line += e.local_id ? std::to_string(*e.local_id) : e.row_key;
         std::string changed;
@@ -80,7 +82,7 @@ TEST_CASE("attaching leaves the app's objects byte-identical and the database so
     // Attaching again changes nothing and captures nothing twice.
     Replica again({path});
     CHECK(app_objects(again.db()) == before);
-    CHECK(again.outbox_depth() == 1);
+    CHECK(again.outbox().depth() == 1);
     CHECK(again.replica_id() == replica.replica_id());
 }
 
@@ -90,7 +92,7 @@ TEST_CASE("a missing database is created with the Le Stash v11 schema", "[attach
     Replica replica({path});
     CHECK(replica.db().query_int("PRAGMA user_version") == 11);
     CHECK(replica.live_columns("items").back() == "parent_id");
-    CHECK(replica.outbox_depth() == 0);
+    CHECK(replica.outbox().depth() == 0);
     CHECK_FALSE(std::filesystem::exists(path + ".creating-" + std::to_string(::getpid())));
 }
 
@@ -170,11 +172,11 @@ TEST_CASE("a delete records the identity the row had, and a reused rowid gets a 
     Replica replica({path});
     AppWriter app(path);
     const auto id = app.upsert_item(post("p1", "x"));
-    replica.db().exec("INSERT INTO _lestash_sync_ids (tbl, local_id, uuid) VALUES ('items', " +
-                      std::to_string(id) + ", x'00112233445566778899aabbccddeeff')");
+    IdentityMap(replica.db())
+        .set("items", id, "00112233-4455-6677-8899-aabbccddeeff", std::nullopt);
     auto mark = last_seq(replica);
     app.delete_item(id);
-    auto entries = replica.read_outbox(mark, 10);
+    auto entries = replica.outbox().read(mark, 10);
     REQUIRE(entries.size() == 1);
     CHECK(entries[0].row_uuid == "00112233-4455-6677-8899-aabbccddeeff");
     // The app reuses the rowid for a new row: the stale mapping is gone.
@@ -221,7 +223,7 @@ TEST_CASE("an apply that fails leaves neither its rows nor the flag behind", "[c
     CHECK(replica.db().query_int("SELECT count(*) FROM _lestash_sync_applying") == 0);
     AppWriter app(path);
     app.upsert_item(post("p", "x"));
-    CHECK(replica.outbox_depth() == 1);
+    CHECK(replica.outbox().depth() == 1);
 }
 
 TEST_CASE("capture follows the app's migration from v1 to a parent_id column", "[capture]") {

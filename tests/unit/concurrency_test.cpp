@@ -7,7 +7,9 @@
 #include <thread>
 
 #include "app_writer.hpp"
+#include "lestash_sync/replica/apply_scope.hpp"
 #include "lestash_sync/replica/replica.hpp"
+#include "lestash_sync/replica/write_pacer.hpp"
 #include "temp_dir.hpp"
 
 using namespace lestash;
@@ -29,7 +31,7 @@ TEST_CASE("a second process writing while the engine works never sees database i
             pacer.before_write();
             const auto t0 = std::chrono::steady_clock::now();
             replica.follow_schema_changes();
-            replica.read_outbox(0, 500);
+            replica.outbox().read(0, 500);
             ApplyScope apply(replica.db());
             replica.db().exec(
                 "INSERT INTO items (source_type, source_id, content) VALUES "

@@ -14,6 +14,7 @@
 
 #include "lestash_sync/replica/identity.hpp"
 #include "lestash_sync/replica/replica.hpp"
+#include "lestash_sync/replica/write_pacer.hpp"
 #include "lestash_sync/upstream/upstream.hpp"
 
 namespace lestash {

@@ -1,5 +1,7 @@
-// The daemon-owned map (table, local id) <-> global UUID, and the rules that
-// give a row its UUID (see table_spec.hpp and docs/architecture.md).
+// The identity map (_lestash_sync_ids): (table, local id) <-> global UUID,
+// with the server revision each row was last seen at; and the rules that
+// give a row its UUID (see table_spec.hpp and docs/architecture.md). This
+// module owns every statement on the table, the capture triggers' included.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +32,15 @@ class IdentityMap {
              std::optional<std::int64_t> server_rev);
     void set_server_rev(const std::string& uuid, std::int64_t rev);
     void forget(const std::string& uuid);
+    // The UUID of every row of `table` that has one here.
+    std::vector<std::string> uuids_of(const std::string& table);
+
+    // SQL text for the capture triggers, `local_id` being an expression
+    // (OLD."id"): the UUID that row of `table` has (NULL when none), and
+    // the statement that forgets it, so a new row taking over a deleted
+    // row's rowid does not inherit its identity.
+    static std::string uuid_sql(const std::string& table, const std::string& local_id);
+    static std::string forget_sql(const std::string& table, const std::string& local_id);
 
   private:
     sqlite::Connection& db_;

@@ -1,0 +1,27 @@
+// The engine's own write transaction (_lestash_sync_applying): BEGIN
+// IMMEDIATE with the apply flag set, so the capture triggers ignore what it
+// writes. The flag row is removed before COMMIT, so no other connection ever
+// sees it. This module owns every statement on the flag table, the
+// condition the triggers test included.
+#pragma once
+
+#include <string>
+
+#include "lestash_sync/common/sqlite.hpp"
+
+namespace lestash {
+
+class ApplyScope {
+  public:
+    explicit ApplyScope(sqlite::Connection& db);
+    void commit();
+
+    // The capture triggers' WHEN condition: no apply in progress.
+    static std::string not_applying_sql();
+
+  private:
+    sqlite::Connection& db_;
+    sqlite::Transaction txn_;
+};
+
+}  // namespace lestash

@@ -1,0 +1,29 @@
+// Dead letters (_lestash_sync_dead_letters): local changes Postgres refused
+// for good (a constraint, bad data, a permission), kept with the error
+// instead of wedging the outbox. The push adds them, status counts them;
+// this module owns every statement on the table.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "lestash_sync/common/sqlite.hpp"
+
+namespace lestash {
+
+struct DeadLetter {
+    std::string table, uuid, op, payload, error, sqlstate;
+};
+
+class DeadLetters {
+  public:
+    explicit DeadLetters(sqlite::Connection& db) : db_(db) {}
+
+    void add(const DeadLetter& letter);
+    std::int64_t count();
+
+  private:
+    sqlite::Connection& db_;
+};
+
+}  // namespace lestash
