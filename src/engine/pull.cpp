@@ -1,8 +1,8 @@
-// Pull: read the change log below the oldest running transaction, fetch the
-// current state of the changed rows, and hand them to apply (apply.cpp) in
-// short SQLite transactions, the cursor saved with the last one. A replica
-// with no cursor, or one the change log was compacted past, copies every
-// table from one snapshot instead (bootstrap).
+// Pull: read the change log (upstream/change_log.hpp) after the replica's
+// cursor, fetch the current state of the rows it names, and hand them to
+// apply (apply.cpp) in short SQLite transactions, the cursor saved with the
+// last one. A replica with no cursor, or one the change log was compacted
+// past, copies every table from one snapshot instead (bootstrap).
 #include <spdlog/spdlog.h>
 #include <algorithm>
 #include <map>
@@ -13,6 +13,7 @@
 #include "lestash_sync/engine/sync_engine.hpp"
 #include "lestash_sync/replica/apply_scope.hpp"
 #include "lestash_sync/replica/held_back.hpp"
+#include "lestash_sync/upstream/change_log.hpp"
 #include "local_rows.hpp"
 
 namespace lestash {
@@ -47,9 +48,23 @@ FetchedRow row_from(const pqxx::row& r, const TableMapping& m) {
     return f;
 }
 
-std::pair<std::string, std::int64_t> parse_cursor(const std::string& text) {
-    const auto colon = text.find(':');
-    return {text.substr(0, colon), std::stoll(text.substr(colon + 1))};
+// The rows the entries name, once each, leaving out the echo of our own
+// pushes (the replica has them) and tables not synced here.
+std::vector<std::pair<std::string, std::string>> rows_to_fetch(
+    const std::vector<ChangeLogEntry>& log, const std::string& own_replica_id,
+    const std::vector<TableMapping>& mappings) {
+    std::vector<std::pair<std::string, std::string>> keys;
+    std::set<std::pair<std::string, std::string>> seen;
+    for (const auto& e : log) {
+        if (e.origin && *e.origin == own_replica_id)
+            continue;
+        if (std::none_of(mappings.begin(), mappings.end(),
+                         [&](const auto& m) { return m.spec->name == e.table; }))
+            continue;
+        if (seen.insert({e.table, e.row_id}).second)
+            keys.emplace_back(e.table, e.row_id);
+    }
+    return keys;
 }
 
 }  // namespace
@@ -116,40 +131,17 @@ PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cur
 }
 
 PullStats SyncEngine::bootstrap(bool resync) {
-    // Every table in pages of pull_batch rows from one snapshot, each page
-    // applied in its own short transaction; then the change log is followed
-    // from the snapshot's horizon. Entries between the horizon and the
-    // snapshot are read again later, which is harmless: pulls apply state.
+    // Every table in pages from one snapshot, each page applied in its own
+    // short transaction; then the change log is followed from the
+    // snapshot's horizon.
     PullStats stats;
     std::map<std::string, std::set<std::string>> seen;
-    const std::string horizon = upstream_.transact<SnapshotRead>(
+    const auto horizon = upstream_.transact<SnapshotRead>(
         "copying the upstream tables from " + upstream_.target(), [&](SnapshotRead& tx) {
-            const auto snapshot_xmin =
-                tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0]
-                    .as<std::string>();
-            for (const auto& m : mappings_) {
-                // In the order rows were created, so local ids keep that order.
-                tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
-                        fetch_sql(m, "ORDER BY \"_created\""));
-                const std::string fetch =
-                    "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
-                for (;;) {
-                    const auto page = tx.exec(fetch);
-                    if (page.empty())
-                        break;
-                    FetchedRows fetched;
-                    auto& rows = fetched.by_table[m.spec->name];
-                    for (const auto& r : page) {
-                        rows.push_back(row_from(r, m));
-                        if (resync)
-                            seen[m.spec->name].insert(rows.back().uuid);
-                    }
-                    stats += apply_rows(fetched, nullptr);
-                    stats.changes += static_cast<std::int64_t>(page.size());
-                }
-                tx.exec("CLOSE lestash_bootstrap");
-            }
-            return snapshot_xmin;
+            const auto horizon = change_log_horizon(tx);
+            for (const auto& m : mappings_)
+                stats += copy_table(tx, m, resync ? &seen[m.spec->name] : nullptr);
+            return horizon;
         });
     fault("pull:after-fetch");
     pacer_.before_write();
@@ -162,11 +154,45 @@ PullStats SyncEngine::bootstrap(bool resync) {
             applier.remove_all_except(*m, seen[m->spec->name]);
     }
     fault("pull:before-cursor-save");
-    replica_.set_meta("pull_cursor", horizon + ":0");
+    replica_.set_meta("pull_cursor", horizon.text());
     scope.commit();
     pacer_.after_write(std::chrono::milliseconds(1));
     return stats;
 }
+
+PullStats SyncEngine::copy_table(pqxx::transaction_base& tx, const TableMapping& m,
+                                 std::set<std::string>* seen) {
+    PullStats stats;
+    // In the order rows were created, so local ids keep that order.
+    tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
+            fetch_sql(m, "ORDER BY \"_created\""));
+    const std::string fetch =
+        "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
+    for (;;) {
+        const auto page = tx.exec(fetch);
+        if (page.empty())
+            break;
+        FetchedRows fetched;
+        auto& rows = fetched.by_table[m.spec->name];
+        for (const auto& r : page) {
+            rows.push_back(row_from(r, m));
+            if (seen)
+                seen->insert(rows.back().uuid);
+        }
+        stats += apply_rows(fetched, nullptr);
+        stats.changes += static_cast<std::int64_t>(page.size());
+    }
+    tx.exec("CLOSE lestash_bootstrap");
+    return stats;
+}
+
+struct SyncEngine::ChangesRead {
+    bool compacted_past_us = false;
+    FetchedRows fetched;
+    std::string next_cursor;
+    std::int64_t changes = 0;  // entries read
+    std::size_t rows = 0;      // rows they name
+};
 
 PullStats SyncEngine::pull_batch() {
     if (replica_.follow_schema_changes())
@@ -175,57 +201,10 @@ PullStats SyncEngine::pull_batch() {
     fault("pull:fetch");
     if (!cursor_text)
         return bootstrap(false);
-    const auto [xid, id] = parse_cursor(*cursor_text);
-    struct ChangesRead {
-        bool compacted_past_us = false;
-        FetchedRows fetched;
-        std::string next_cursor;
-        std::int64_t changes = 0;
-        std::size_t rows = 0;
-    };
+    const auto cursor = ChangeLogCursor::parse(*cursor_text);
     const auto read = upstream_.transact<SnapshotRead>(
-        "pulling changes from " + upstream_.target(), [&, xid = xid, id = id](SnapshotRead& tx) {
-            ChangesRead out;
-            out.compacted_past_us =
-                tx.exec_params(
-                      "SELECT count(*) > 0 FROM lestash.change_log_horizon WHERE (xid, id) > "
-                      "($1::xid8, $2::bigint)",
-                      xid, id)[0][0]
-                    .as<bool>();
-            if (out.compacted_past_us)
-                return out;
-            // ORDER BY a bare name picks an output column first: ordered by
-            // "xid" the text column, "1000" sorted before "999" and a batch cut
-            // at its limit moved the cursor past changes it never read. The
-            // qualified names order by the xid8 column itself.
-            const auto log = tx.exec_params(
-                "SELECT id, xid::text AS xid_text, tbl, row_id::text, origin::text "
-                "FROM lestash.change_log WHERE (xid, id) > ($1::xid8, $2::bigint) AND xid < "
-                "pg_snapshot_xmin(pg_current_snapshot()) "
-                "ORDER BY change_log.xid, change_log.id LIMIT $3",
-                xid, id, options_.pull_batch);
-            if (log.empty())
-                return out;
-            std::vector<std::pair<std::string, std::string>> keys;
-            std::set<std::pair<std::string, std::string>> seen;
-            for (const auto& r : log) {
-                const std::string table = r[2].as<std::string>();
-                // Our own pushes are already here.
-                if (!r[4].is_null() && r[4].as<std::string>() == replica_.replica_id())
-                    continue;
-                if (std::none_of(mappings_.begin(), mappings_.end(),
-                                 [&](const auto& m) { return m.spec->name == table; }))
-                    continue;
-                if (seen.insert({table, r[3].as<std::string>()}).second)
-                    keys.emplace_back(table, r[3].as<std::string>());
-            }
-            const auto& last = log[log.size() - 1];
-            out.next_cursor = last[1].as<std::string>() + ":" + last[0].as<std::string>();
-            out.changes = static_cast<std::int64_t>(log.size());
-            out.rows = keys.size();
-            out.fetched = fetch_rows(tx, keys);
-            return out;
-        });
+        "pulling changes from " + upstream_.target(),
+        [&](SnapshotRead& tx) { return read_changes(tx, cursor); });
     if (read.compacted_past_us)
         return bootstrap(true);
     if (read.changes == 0)
@@ -236,6 +215,23 @@ PullStats SyncEngine::pull_batch() {
     PullStats stats = apply_rows(read.fetched, &read.next_cursor);
     stats.changes = read.changes;
     return stats;
+}
+
+SyncEngine::ChangesRead SyncEngine::read_changes(pqxx::transaction_base& tx,
+                                                 const ChangeLogCursor& cursor) {
+    ChangesRead out;
+    out.compacted_past_us = change_log_compacted_past(tx, cursor);
+    if (out.compacted_past_us)
+        return out;
+    const auto log = read_change_log(tx, cursor, options_.pull_batch);
+    if (log.empty())
+        return out;
+    const auto keys = rows_to_fetch(log, replica_.replica_id(), mappings_);
+    out.next_cursor = ChangeLogCursor{log.back().xid, log.back().id}.text();
+    out.changes = static_cast<std::int64_t>(log.size());
+    out.rows = keys.size();
+    out.fetched = fetch_rows(tx, keys);
+    return out;
 }
 
 PullStats SyncEngine::apply_deferred() {

@@ -19,6 +19,8 @@
 
 namespace lestash {
 
+struct ChangeLogCursor;
+
 struct SyncOptions {
     int push_batch = 500;
     int pull_batch = 2000;
@@ -140,7 +142,15 @@ class SyncEngine {
     FetchedRows fetch_rows(pqxx::transaction_base& tx,
                            const std::vector<std::pair<std::string, std::string>>& keys);
     PullStats apply_rows(const FetchedRows& rows, const std::string* cursor);
+    // Copies every table from one snapshot (no cursor yet, or the change log
+    // was compacted past it), then follows the change log from there.
     PullStats bootstrap(bool resync);
+    // One table of the bootstrap, in pages; `seen` collects its UUIDs.
+    PullStats copy_table(pqxx::transaction_base& tx, const TableMapping& m,
+                         std::set<std::string>* seen);
+    struct ChangesRead;
+    // The change log after `cursor` and the rows it names, in one snapshot.
+    ChangesRead read_changes(pqxx::transaction_base& tx, const ChangeLogCursor& cursor);
     PullStats refetch(const std::vector<std::pair<std::string, std::string>>& keys);
     std::map<std::string, std::string> local_row_hashes(const TableMapping& m,
                                                         const std::set<std::string>& skip);
