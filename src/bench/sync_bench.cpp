@@ -163,6 +163,85 @@ std::pair<std::int64_t, std::int64_t> disk_split(const std::string& path) {
 
 std::vector<std::string> capture_trigger_names_of(const TableSpec& spec);
 
+namespace {
+
+constexpr int kPushBatch = 500, kPullBatch = 2000;
+
+// What every phase works on: a scratch database with the migrations
+// applied, two replicas A and B, and the rows A's app writes.
+struct SyncBench {
+    fs::path dir;
+    std::string conninfo;
+    std::string a_path, b_path;
+    std::vector<ItemRow> rows, more;
+    int items = 0;
+};
+
+// Push: A's outbox (every item) to Postgres, against raw multi-row upserts
+// of the same rows, run before and after ours and averaged (the server's
+// state drifts as it fills).
+void bench_push(const SyncBench& b, json& r) {
+    Replica a({b.a_path});
+    app_insert(b.a_path, b.rows);
+    Upstream up(b.conninfo);
+    SyncEngine engine(a, up, {kPushBatch, kPullBatch, {}, {}});
+    const double raw_before = raw_postgres_upsert(b.conninfo, b.rows, kPushBatch, "bench_raw_1");
+    const auto t0 = Clock::now();
+    engine.push_all();
+    const double ours = seconds_since(t0);
+    const double raw =
+        (raw_before + raw_postgres_upsert(b.conninfo, b.rows, kPushBatch, "bench_raw_2")) / 2;
+    r["push_rows_per_s"] = b.items / ours;
+    r["push_raw_rows_per_s"] = b.items / raw;
+    r["push_ratio"] = raw / ours;
+}
+
+// Bootstrap: the real daemon (lestash-syncd --once, beside this binary)
+// brings a fresh replica up to date, so wall time and peak RSS are its own;
+// against raw inserts of the same rows into a v11 database.
+void bench_bootstrap(const SyncBench& b, json& r) {
+    const auto [secs, output] =
+        run_timed(syncd_path() + " --db '" + b.b_path + "' --postgres '" + b.conninfo + "' --once");
+    const double rss_mib = peak_rss_in(output);
+    const double raw = raw_sqlite_insert((b.dir / "raw1.db").string(), b.rows, kPullBatch);
+    r["bootstrap_seconds"] = secs;
+    r["bootstrap_rows_per_s"] = b.items / secs;
+    r["bootstrap_raw_rows_per_s"] = b.items / raw;
+    r["bootstrap_ratio"] = raw / secs;
+    r["bootstrap_peak_rss_mib"] = rss_mib;
+}
+
+// Pull: A writes and pushes as many new items; B follows the change log.
+void bench_pull(const SyncBench& b, json& r) {
+    {
+        Replica a({b.a_path});
+        app_insert(b.a_path, b.more);
+        Upstream up(b.conninfo);
+        SyncEngine(a, up, {kPushBatch, kPullBatch, {}, {}}).push_all();
+    }
+    Replica replica({b.b_path});
+    Upstream up(b.conninfo);
+    SyncEngine engine(replica, up, {kPushBatch, kPullBatch, {}, {}});
+    const auto t0 = Clock::now();
+    engine.pull_all();
+    const double ours = seconds_since(t0);
+    const double raw = raw_sqlite_insert((b.dir / "raw2.db").string(), b.more, kPullBatch);
+    r["pull_rows_per_s"] = b.items / ours;
+    r["pull_raw_rows_per_s"] = b.items / raw;
+    r["pull_ratio"] = raw / ours;
+}
+
+// Verify: the real daemon compares the replica (both rounds of items) with
+// Postgres row by row; its peak RSS against the bootstrap's.
+void bench_verify(const SyncBench& b, json& r) {
+    const auto [secs, output] =
+        run_timed(syncd_path() + " --db '" + b.b_path + "' --postgres '" + b.conninfo + "' verify");
+    r["verify_seconds"] = secs;
+    r["verify_peak_rss_mib"] = peak_rss_in(output);
+}
+
+}  // namespace
+
 json bench_sync(const fs::path& dir, int items, const std::string& admin_conninfo) {
     std::unique_ptr<LocalPostgres> server;
     std::string admin = admin_conninfo;
@@ -175,77 +254,21 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
         pqxx::connection c(admin);
         pqxx::nontransaction(c).exec("CREATE DATABASE " + scratch);
     }
-    const std::string scratch_conninfo = admin + " dbname=" + scratch;
-    apply_migrations(scratch_conninfo);
+    const SyncBench bench{dir,
+                          admin + " dbname=" + scratch,
+                          (dir / "a.db").string(),
+                          (dir / "b.db").string(),
+                          make_rows(items, 11, "p"),
+                          make_rows(items, 12, "q"),
+                          items};
+    apply_migrations(bench.conninfo);
 
-    const auto rows = make_rows(items, 11, "p");
-    const auto more = make_rows(items, 12, "q");
-    const std::string a_path = (dir / "a.db").string(), b_path = (dir / "b.db").string();
-    const int push_batch = 500, pull_batch = 2000;
     json r = {{"items", items}};
-
-    // Push: A's outbox (every item) to Postgres, against raw multi-row
-    // upserts of the same rows, run before and after ours and averaged (the
-    // server's state drifts as it fills).
-    {
-        Replica a({a_path});
-        app_insert(a_path, rows);
-        Upstream up(scratch_conninfo);
-        SyncEngine engine(a, up, {push_batch, pull_batch, {}, {}});
-        const double raw_before =
-            raw_postgres_upsert(scratch_conninfo, rows, push_batch, "bench_raw_1");
-        const auto t0 = Clock::now();
-        engine.push_all();
-        const double ours = seconds_since(t0);
-        const double raw =
-            (raw_before + raw_postgres_upsert(scratch_conninfo, rows, push_batch, "bench_raw_2")) /
-            2;
-        r["push_rows_per_s"] = items / ours;
-        r["push_raw_rows_per_s"] = items / raw;
-        r["push_ratio"] = raw / ours;
-    }
-    // Bootstrap: the real daemon (lestash-syncd --once, beside this binary)
-    // brings a fresh replica up to date, so wall time and peak RSS are its
-    // own; against raw inserts of the same rows into a v11 database.
-    {
-        const auto [secs, output] = run_timed(syncd_path() + " --db '" + b_path + "' --postgres '" +
-                                              scratch_conninfo + "' --once");
-        const double rss_mib = peak_rss_in(output);
-        const double raw = raw_sqlite_insert((dir / "raw1.db").string(), rows, pull_batch);
-        r["bootstrap_seconds"] = secs;
-        r["bootstrap_rows_per_s"] = items / secs;
-        r["bootstrap_raw_rows_per_s"] = items / raw;
-        r["bootstrap_ratio"] = raw / secs;
-        r["bootstrap_peak_rss_mib"] = rss_mib;
-    }
-    // Pull: A writes and pushes as many new items; B follows the change log.
-    {
-        {
-            Replica a({a_path});
-            app_insert(a_path, more);
-            Upstream up(scratch_conninfo);
-            SyncEngine(a, up, {push_batch, pull_batch, {}, {}}).push_all();
-        }
-        Replica b({b_path});
-        Upstream up(scratch_conninfo);
-        SyncEngine engine(b, up, {push_batch, pull_batch, {}, {}});
-        const auto t0 = Clock::now();
-        engine.pull_all();
-        const double ours = seconds_since(t0);
-        const double raw = raw_sqlite_insert((dir / "raw2.db").string(), more, pull_batch);
-        r["pull_rows_per_s"] = items / ours;
-        r["pull_raw_rows_per_s"] = items / raw;
-        r["pull_ratio"] = raw / ours;
-    }
-    // Verify: the real daemon compares the replica (both rounds of items)
-    // with Postgres row by row; its peak RSS against the bootstrap's.
-    {
-        const auto [secs, output] = run_timed(syncd_path() + " --db '" + b_path + "' --postgres '" +
-                                              scratch_conninfo + "' verify");
-        r["verify_seconds"] = secs;
-        r["verify_peak_rss_mib"] = peak_rss_in(output);
-    }
-    const auto [daemon_bytes, app_bytes] = disk_split(b_path);
+    bench_push(bench, r);
+    bench_bootstrap(bench, r);
+    bench_pull(bench, r);
+    bench_verify(bench, r);
+    const auto [daemon_bytes, app_bytes] = disk_split(bench.b_path);
     r["metadata_bytes"] = daemon_bytes;
     r["app_bytes"] = app_bytes;
     r["metadata_ratio"] = static_cast<double>(daemon_bytes) / static_cast<double>(app_bytes);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -156,241 +157,297 @@ void print_event(const json& e, bool as_json) {
     std::fflush(stdout);
 }
 
+void print_json(const json& j) {
+    std::printf("%s\n", j.dump(2).c_str());
+}
+
+// Everything the command line can say.
+struct Options {
+    std::string socket = lestash::default_socket_path();
+    bool as_json = false;
+    bool wait = false;  // now
+    double timeout_s = 60;
+    std::vector<std::string> words;  // search
+    int limit = 20, offset = 0;
+    std::string source;
+    std::string item;  // show, history
+    int history_limit = 50;
+    bool all = false;  // conflicts
+    std::int64_t conflict_id = 0;
+    std::string keep;
+    bool repair = false;  // verify
+    bool follow = false;  // log
+};
+
+// One subcommand: asks the daemon, prints the answer, returns the exit code.
+using Command = std::function<int(lestash::ControlClient&, const Options&, const Style&)>;
+
+int run_status(lestash::ControlClient& client, const Options& o, const Style& st) {
+    const auto s = client.call("status");
+    o.as_json ? print_json(s) : print_status(s, st);
+    return 0;
+}
+
+int run_now(lestash::ControlClient& client, const Options& o, const Style&) {
+    const auto ms = static_cast<std::int64_t>(o.timeout_s * 1000);
+    const auto r = client.call("sync.now", {{"wait", o.wait}, {"timeout_ms", ms}}, {},
+                               std::chrono::milliseconds(ms + 30000));
+    if (o.as_json)
+        print_json(r);
+    else if (o.wait)
+        std::printf("caught up: %s\n", text(r["status"]["summary"]).c_str());
+    else
+        std::printf("sync requested\n");
+    return 0;
+}
+
+Command run_pause_or_resume(bool pause) {
+    return [pause](lestash::ControlClient& client, const Options& o, const Style&) {
+        const auto r = client.call(pause ? "sync.pause" : "sync.resume");
+        o.as_json ? print_json(r)
+                  : (void)std::printf(
+                        "%s\n",
+                        pause ? "paused: changes are captured and wait in the outbox" : "resumed");
+        return 0;
+    };
+}
+
+int run_search(lestash::ControlClient& client, const Options& o, const Style& st) {
+    std::string query;
+    for (const auto& w : o.words) query += (query.empty() ? "" : " ") + w;
+    json params = {{"query", query}, {"limit", o.limit}, {"offset", o.offset}};
+    if (!o.source.empty())
+        params["source"] = o.source;
+    params["highlight"] = st.colour ? json{"\033[1;33m", "\033[0m"} : json{"[", "]"};
+    const auto r = client.call("items.search", params);
+    if (o.as_json) {
+        print_json(r);
+        return 0;
+    }
+    for (const auto& h : r["hits"]) {
+        std::printf("%s %s %s\n", st.bold(std::to_string(h.value("id", 0))).c_str(),
+                    st.dim("[" + text(h["source_type"]) + "]").c_str(),
+                    one_line(text(h["title"]), 70).c_str());
+        std::printf("    %s\n", one_line(text(h["snippet"]), 200).c_str());
+    }
+    const auto total = r.value("total", 0), shown = static_cast<int>(r["hits"].size());
+    std::printf("%s\n", st.dim(total == 0 ? "no matches"
+                                          : std::to_string(o.offset + 1) + "-" +
+                                                std::to_string(o.offset + shown) + " of " +
+                                                std::to_string(total) + " matches")
+                            .c_str());
+    return 0;
+}
+
+int run_show(lestash::ControlClient& client, const Options& o, const Style& st) {
+    const auto r = client.call("items.get", {{"id", o.item}});
+    if (o.as_json) {
+        print_json(r);
+        return 0;
+    }
+    std::printf("%s %s\n",
+                st.bold(text(r["title"]).empty() ? "(untitled)" : text(r["title"])).c_str(),
+                st.dim("#" + text(r["id"]) + " " + text(r["uuid"])).c_str());
+    for (const char* k :
+         {"source_type", "source_id", "url", "author", "created_at", "fetched_at", "parent_id"})
+        if (r.contains(k) && !r[k].is_null())
+            std::printf("%-12s %s\n", k, text(r[k]).c_str());
+    std::string tags;
+    for (const auto& t : r["tags"]) tags += (tags.empty() ? "" : ", ") + text(t);
+    std::printf("%-12s %s\n%-12s %s\n\n%s\n", "tags", tags.empty() ? "-" : tags.c_str(), "history",
+                (text(r["history_count"]) + " earlier versions").c_str(),
+                text(r["content"]).c_str());
+    return 0;
+}
+
+int run_history(lestash::ControlClient& client, const Options& o, const Style&) {
+    const auto r = client.call("items.history", {{"id", o.item}, {"limit", o.history_limit}});
+    if (o.as_json) {
+        print_json(r);
+    } else if (r["history"].empty()) {
+        std::printf("no history for item %s\n", o.item.c_str());
+    } else {
+        for (const auto& h : r["history"])
+            std::printf(
+                "%s  %-8s %-10s %s\n", text(h["changed_at"]).c_str(),
+                text(h["change_type"]).c_str(), text(h["change_reason"]).c_str(),
+                one_line("title: " + text(h["title_old"]) + " | " + text(h["content_old"]), 90)
+                    .c_str());
+    }
+    return 0;
+}
+
+int run_resolve(lestash::ControlClient& client, const Options& o, const Style&) {
+    const auto r = client.call("conflicts.resolve", {{"id", o.conflict_id}, {"keep", o.keep}});
+    o.as_json ? print_json(r)
+              : (void)std::printf("conflict %lld: %s\n", static_cast<long long>(o.conflict_id),
+                                  text(r["resolution"]).c_str());
+    return 0;
+}
+
+void print_conflict(const json& c, const Style& st) {
+    std::printf("%s %s.%s of %s%s  %s\n", st.bold("#" + text(c["id"])).c_str(),
+                text(c["table"]).c_str(), text(c["column"]).c_str(),
+                c["local_id"].is_null() ? text(c["row_uuid"]).c_str()
+                                        : ("row " + text(c["local_id"])).c_str(),
+                c["title"].is_null() ? "" : (" \"" + one_line(text(c["title"]), 40) + "\"").c_str(),
+                st.dim(relative(c["detected_at"]) +
+                       (c["resolution"].is_null() ? "" : ", " + text(c["resolution"])))
+                    .c_str());
+    for (const auto& [label, side] :
+         {std::pair{"kept:       ", "winner"}, std::pair{"overwritten:", "loser"}})
+        std::printf(
+            "    %s %s  (from %s)\n", label, one_line(text(c[side]["value"]), 70).c_str(),
+            text(c[side]["replica"]).empty() ? "another writer" : text(c[side]["replica"]).c_str());
+}
+
+int run_conflicts(lestash::ControlClient& client, const Options& o, const Style& st) {
+    const auto r = client.call("conflicts.list", {{"all", o.all}});
+    if (o.as_json) {
+        print_json(r);
+    } else if (r["conflicts"].empty()) {
+        std::printf("no %sconflicts\n", o.all ? "" : "open ");
+    } else {
+        for (const auto& c : r["conflicts"]) print_conflict(c, st);
+        std::printf(
+            "%s\n",
+            st.dim("resolve with: lestash-sync conflicts resolve ID --keep winner|loser").c_str());
+    }
+    return 0;
+}
+
+int run_verify(lestash::ControlClient& client, const Options& o, const Style& st) {
+    const auto r = client.call("verify", {{"repair", o.repair}}, progress, std::chrono::hours(6));
+    if (o.as_json) {
+        print_json(r);
+        return r.value("matches", false) || o.repair ? 0 : kExitDifferent;
+    }
+    for (const auto& t : r["tables"]) {
+        std::printf(
+            "%-13s %7s local %7s upstream  %s\n", text(t["table"]).c_str(),
+            text(t["local_rows"]).c_str(), text(t["upstream_rows"]).c_str(),
+            t.value("matches", false)
+                ? st.green("same").c_str()
+                : st.red(std::to_string(t["missing_locally"].size()) + " missing here, " +
+                         std::to_string(t["missing_upstream"].size()) + " missing upstream, " +
+                         std::to_string(t["different"].size()) + " different")
+                      .c_str());
+    }
+    if (r.value("pending_local_rows", 0) > 0)
+        std::printf("%s local changes not pushed yet were left out\n",
+                    text(r["pending_local_rows"]).c_str());
+    if (!r.value("matches", false) && !o.repair)
+        std::printf("run `lestash-sync verify --repair` to fetch them again\n");
+    return r.value("matches", false) || o.repair ? 0 : kExitDifferent;
+}
+
+int run_log(lestash::ControlClient& client, const Options& o, const Style&) {
+    const auto r = client.call("events.subscribe");
+    for (const auto& e : r["recent"]) print_event(e, o.as_json);
+    if (r["recent"].empty() && !o.follow && !o.as_json)
+        std::printf("no sync events since the daemon started\n");
+    if (o.follow)
+        client.follow([&](const json& n) {
+            if (n.value("method", "") == "event")
+                print_event(n["params"], o.as_json);
+            return true;
+        });
+    return 0;
+}
+
+int run_metrics(lestash::ControlClient& client, const Options& o, const Style&) {
+    const auto r = client.call("metrics");
+    o.as_json ? print_json(r) : (void)std::printf("%s", text(r["text"]).c_str());
+    return 0;
+}
+
+// Subcommands and their flags, in the order they are tried: a nested one
+// (conflicts resolve) before its parent.
+std::vector<std::pair<CLI::App*, Command>> add_commands(CLI::App& app, Options& o) {
+    std::vector<std::pair<CLI::App*, Command>> out;
+    out.emplace_back(app.add_subcommand("status", "the daemon's state and counters"), run_status);
+
+    auto* now = app.add_subcommand("now", "sync now");
+    now->add_flag("--wait", o.wait, "block until caught up (outbox empty, everything pulled)");
+    now->add_option("--timeout", o.timeout_s, "seconds to wait with --wait")
+        ->capture_default_str()
+        ->check(CLI::Range(0.0, 86400.0));
+    out.emplace_back(now, run_now);
+    out.emplace_back(app.add_subcommand("pause", "stop syncing (changes keep being captured)"),
+                     run_pause_or_resume(true));
+    out.emplace_back(app.add_subcommand("resume", "sync again after pause"),
+                     run_pause_or_resume(false));
+
+    auto* search = app.add_subcommand("search", "full-text search of this replica (FTS5 syntax)");
+    search->add_option("query", o.words, "search terms (FTS5 query syntax)")->required();
+    search->add_option("--limit", o.limit, "results to show")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000));
+    search->add_option("--offset", o.offset, "results to skip")->check(CLI::NonNegativeNumber);
+    search->add_option("--source", o.source, "only items of this source type");
+    out.emplace_back(search, run_search);
+
+    auto* show = app.add_subcommand("show", "one item with its tags");
+    show->add_option("item", o.item, "the item's number or UUID")->required();
+    out.emplace_back(show, run_show);
+    auto* history = app.add_subcommand("history", "an item's history, newest first");
+    history->add_option("item", o.item, "the item's number or UUID")->required();
+    history->add_option("--limit", o.history_limit, "rows to show")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 100000));
+    out.emplace_back(history, run_history);
+
+    auto* conflicts =
+        app.add_subcommand("conflicts", "concurrent edits of the same column (open ones)");
+    conflicts->add_flag("--all", o.all, "include resolved conflicts");
+    auto* resolve = conflicts->add_subcommand("resolve", "close a conflict");
+    resolve->add_option("id", o.conflict_id, "the conflict's number")->required();
+    resolve
+        ->add_option("--keep", o.keep,
+                     "winner (keep the current value) or loser (restore the overwritten one)")
+        ->required()
+        ->check(CLI::IsMember({"winner", "loser"}));
+    out.emplace_back(resolve, run_resolve);
+    out.emplace_back(conflicts, run_conflicts);
+
+    auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
+    verify->add_flag("--repair", o.repair, "fetch the rows that differ again");
+    out.emplace_back(verify, run_verify);
+    auto* log = app.add_subcommand("log", "recent sync events");
+    log->add_flag("-f,--follow", o.follow, "keep printing events as they happen");
+    out.emplace_back(log, run_log);
+    out.emplace_back(app.add_subcommand("metrics", "counters in Prometheus text format"),
+                     run_metrics);
+    return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"lestash-sync: status and control of the lestash-syncd daemon"};
     app.require_subcommand(1);
-    std::string socket = lestash::default_socket_path();
-    bool as_json = false;
-    app.add_option("--socket", socket, "the daemon's control socket")->capture_default_str();
-    app.add_flag("--json", as_json, "print the daemon's JSON answer (for scripts)");
-
-    auto* status = app.add_subcommand("status", "the daemon's state and counters");
-    auto* now = app.add_subcommand("now", "sync now");
-    bool wait = false;
-    double timeout_s = 60;
-    now->add_flag("--wait", wait, "block until caught up (outbox empty, everything pulled)");
-    now->add_option("--timeout", timeout_s, "seconds to wait with --wait")
-        ->capture_default_str()
-        ->check(CLI::Range(0.0, 86400.0));
-    auto* pause = app.add_subcommand("pause", "stop syncing (changes keep being captured)");
-    auto* resume = app.add_subcommand("resume", "sync again after pause");
-    auto* search = app.add_subcommand("search", "full-text search of this replica (FTS5 syntax)");
-    std::vector<std::string> words;
-    int limit = 20, offset = 0;
-    std::string source;
-    search->add_option("query", words, "search terms (FTS5 query syntax)")->required();
-    search->add_option("--limit", limit, "results to show")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 1000));
-    search->add_option("--offset", offset, "results to skip")->check(CLI::NonNegativeNumber);
-    search->add_option("--source", source, "only items of this source type");
-    auto* show = app.add_subcommand("show", "one item with its tags");
-    std::string item;
-    show->add_option("item", item, "the item's number or UUID")->required();
-    auto* history = app.add_subcommand("history", "an item's history, newest first");
-    history->add_option("item", item, "the item's number or UUID")->required();
-    int history_limit = 50;
-    history->add_option("--limit", history_limit, "rows to show")
-        ->capture_default_str()
-        ->check(CLI::Range(1, 100000));
-    auto* conflicts =
-        app.add_subcommand("conflicts", "concurrent edits of the same column (open ones)");
-    bool all = false;
-    conflicts->add_flag("--all", all, "include resolved conflicts");
-    auto* resolve = conflicts->add_subcommand("resolve", "close a conflict");
-    std::int64_t conflict_id = 0;
-    std::string keep;
-    resolve->add_option("id", conflict_id, "the conflict's number")->required();
-    resolve
-        ->add_option("--keep", keep,
-                     "winner (keep the current value) or loser (restore the overwritten one)")
-        ->required()
-        ->check(CLI::IsMember({"winner", "loser"}));
-    auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
-    bool repair = false;
-    verify->add_flag("--repair", repair, "fetch the rows that differ again");
-    auto* log = app.add_subcommand("log", "recent sync events");
-    bool follow = false;
-    log->add_flag("-f,--follow", follow, "keep printing events as they happen");
-    auto* metrics = app.add_subcommand("metrics", "counters in Prometheus text format");
-
+    Options o;
+    app.add_option("--socket", o.socket, "the daemon's control socket")->capture_default_str();
+    app.add_flag("--json", o.as_json, "print the daemon's JSON answer (for scripts)");
+    const auto commands = add_commands(app, o);
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
         // --help and --version exit 0; every usage error exits 2.
         return app.exit(e) == 0 ? 0 : 2;
     }
-    const Style st = style_for_stdout();
-    auto print_json = [](const json& j) { std::printf("%s\n", j.dump(2).c_str()); };
-
     try {
-        lestash::ControlClient client(socket);
-        if (*status) {
-            const auto s = client.call("status");
-            as_json ? print_json(s) : print_status(s, st);
-        } else if (*now) {
-            const auto ms = static_cast<std::int64_t>(timeout_s * 1000);
-            const auto r = client.call("sync.now", {{"wait", wait}, {"timeout_ms", ms}}, {},
-                                       std::chrono::milliseconds(ms + 30000));
-            if (as_json)
-                print_json(r);
-            else if (wait)
-                std::printf("caught up: %s\n", text(r["status"]["summary"]).c_str());
-            else
-                std::printf("sync requested\n");
-        } else if (*pause || *resume) {
-            const auto r = client.call(*pause ? "sync.pause" : "sync.resume");
-            as_json ? print_json(r)
-                    : (void)std::printf(
-                          "%s\n", *pause ? "paused: changes are captured and wait in the outbox"
-                                         : "resumed");
-        } else if (*search) {
-            std::string query;
-            for (const auto& w : words) query += (query.empty() ? "" : " ") + w;
-            json params = {{"query", query}, {"limit", limit}, {"offset", offset}};
-            if (!source.empty())
-                params["source"] = source;
-            params["highlight"] = st.colour ? json{"\033[1;33m", "\033[0m"} : json{"[", "]"};
-            const auto r = client.call("items.search", params);
-            if (as_json) {
-                print_json(r);
-            } else {
-                for (const auto& h : r["hits"]) {
-                    std::printf("%s %s %s\n", st.bold(std::to_string(h.value("id", 0))).c_str(),
-                                st.dim("[" + text(h["source_type"]) + "]").c_str(),
-                                one_line(text(h["title"]), 70).c_str());
-                    std::printf("    %s\n", one_line(text(h["snippet"]), 200).c_str());
-                }
-                const auto total = r.value("total", 0), shown = static_cast<int>(r["hits"].size());
-                std::printf("%s\n",
-                            st.dim(total == 0 ? "no matches"
-                                              : std::to_string(offset + 1) + "-" +
-                                                    std::to_string(offset + shown) + " of " +
-                                                    std::to_string(total) + " matches")
-                                .c_str());
-            }
-        } else if (*show) {
-            const auto r = client.call("items.get", {{"id", item}});
-            if (as_json) {
-                print_json(r);
-            } else {
-                std::printf(
-                    "%s %s\n",
-                    st.bold(text(r["title"]).empty() ? "(untitled)" : text(r["title"])).c_str(),
-                    st.dim("#" + text(r["id"]) + " " + text(r["uuid"])).c_str());
-                for (const char* k : {"source_type", "source_id", "url", "author", "created_at",
-                                      "fetched_at", "parent_id"})
-                    if (r.contains(k) && !r[k].is_null())
-                        std::printf("%-12s %s\n", k, text(r[k]).c_str());
-                std::string tags;
-                for (const auto& t : r["tags"]) tags += (tags.empty() ? "" : ", ") + text(t);
-                std::printf("%-12s %s\n%-12s %s\n\n%s\n", "tags", tags.empty() ? "-" : tags.c_str(),
-                            "history", (text(r["history_count"]) + " earlier versions").c_str(),
-                            text(r["content"]).c_str());
-            }
-        } else if (*history) {
-            const auto r = client.call("items.history", {{"id", item}, {"limit", history_limit}});
-            if (as_json) {
-                print_json(r);
-            } else if (r["history"].empty()) {
-                std::printf("no history for item %s\n", item.c_str());
-            } else {
-                for (const auto& h : r["history"])
-                    std::printf(
-                        "%s  %-8s %-10s %s\n", text(h["changed_at"]).c_str(),
-                        text(h["change_type"]).c_str(), text(h["change_reason"]).c_str(),
-                        one_line("title: " + text(h["title_old"]) + " | " + text(h["content_old"]),
-                                 90)
-                            .c_str());
-            }
-        } else if (*resolve) {
-            const auto r = client.call("conflicts.resolve", {{"id", conflict_id}, {"keep", keep}});
-            as_json ? print_json(r)
-                    : (void)std::printf("conflict %lld: %s\n", static_cast<long long>(conflict_id),
-                                        text(r["resolution"]).c_str());
-        } else if (*conflicts) {
-            const auto r = client.call("conflicts.list", {{"all", all}});
-            if (as_json) {
-                print_json(r);
-            } else if (r["conflicts"].empty()) {
-                std::printf("no %sconflicts\n", all ? "" : "open ");
-            } else {
-                for (const auto& c : r["conflicts"]) {
-                    std::printf(
-                        "%s %s.%s of %s%s  %s\n", st.bold("#" + text(c["id"])).c_str(),
-                        text(c["table"]).c_str(), text(c["column"]).c_str(),
-                        c["local_id"].is_null() ? text(c["row_uuid"]).c_str()
-                                                : ("row " + text(c["local_id"])).c_str(),
-                        c["title"].is_null()
-                            ? ""
-                            : (" \"" + one_line(text(c["title"]), 40) + "\"").c_str(),
-                        st.dim(relative(c["detected_at"]) +
-                               (c["resolution"].is_null() ? "" : ", " + text(c["resolution"])))
-                            .c_str());
-                    std::printf("    kept:        %s  (from %s)\n",
-                                one_line(text(c["winner"]["value"]), 70).c_str(),
-                                text(c["winner"]["replica"]).empty()
-                                    ? "another writer"
-                                    : text(c["winner"]["replica"]).c_str());
-                    std::printf("    overwritten: %s  (from %s)\n",
-                                one_line(text(c["loser"]["value"]), 70).c_str(),
-                                text(c["loser"]["replica"]).empty()
-                                    ? "another writer"
-                                    : text(c["loser"]["replica"]).c_str());
-                }
-                std::printf(
-                    "%s\n",
-                    st.dim("resolve with: lestash-sync conflicts resolve ID --keep winner|loser")
-                        .c_str());
-            }
-        } else if (*verify) {
-            const auto r =
-                client.call("verify", {{"repair", repair}}, progress, std::chrono::hours(6));
-            if (as_json) {
-                print_json(r);
-            } else {
-                for (const auto& t : r["tables"]) {
-                    std::printf("%-13s %7s local %7s upstream  %s\n", text(t["table"]).c_str(),
-                                text(t["local_rows"]).c_str(), text(t["upstream_rows"]).c_str(),
-                                t.value("matches", false)
-                                    ? st.green("same").c_str()
-                                    : st.red(std::to_string(t["missing_locally"].size()) +
-                                             " missing here, " +
-                                             std::to_string(t["missing_upstream"].size()) +
-                                             " missing upstream, " +
-                                             std::to_string(t["different"].size()) + " different")
-                                          .c_str());
-                }
-                if (r.value("pending_local_rows", 0) > 0)
-                    std::printf("%s local changes not pushed yet were left out\n",
-                                text(r["pending_local_rows"]).c_str());
-                if (!r.value("matches", false) && !repair)
-                    std::printf("run `lestash-sync verify --repair` to fetch them again\n");
-            }
-            return r.value("matches", false) || repair ? 0 : kExitDifferent;
-        } else if (*log) {
-            const auto r = client.call("events.subscribe");
-            for (const auto& e : r["recent"]) print_event(e, as_json);
-            if (r["recent"].empty() && !follow && !as_json)
-                std::printf("no sync events since the daemon started\n");
-            if (follow)
-                client.follow([&](const json& n) {
-                    if (n.value("method", "") == "event")
-                        print_event(n["params"], as_json);
-                    return true;
-                });
-        } else if (*metrics) {
-            const auto r = client.call("metrics");
-            as_json ? print_json(r) : (void)std::printf("%s", text(r["text"]).c_str());
-        }
+        lestash::ControlClient client(o.socket);
+        const Style st = style_for_stdout();
+        for (const auto& [command, run] : commands)
+            if (*command)
+                return run(client, o, st);
         return 0;
     } catch (const lestash::DaemonNotRunning& e) {
         std::fprintf(stderr, "lestash-sync: %s\n", e.what());
         return kExitNotRunning;
     } catch (const lestash::RpcError& e) {
-        if (as_json)
+        if (o.as_json)
             std::printf("%s\n",
                         json{{"error", {{"code", e.code}, {"message", e.what()}, {"data", e.data}}}}
                             .dump(2)

@@ -24,6 +24,37 @@ std::string item_id(const json& params) {
     throw Failure(invalid_params, "\"id\" is required: the item's number or its UUID");
 }
 
+SearchCall parse_search(const Request& request, const Params& p) {
+    p.only({"query", "limit", "offset", "source", "highlight"});
+    SearchCall c;
+    auto& o = c.options;
+    o.query = p.required_text("query");
+    o.limit = static_cast<int>(p.integer("limit", 1, 1000).value_or(20));
+    o.offset = static_cast<int>(p.integer("offset", 0, 100000000).value_or(0));
+    o.source_type = p.text("source");
+    const auto h = request.params.find("highlight");
+    if (h != request.params.end() && !h->is_null()) {
+        if (!h->is_array() || h->size() != 2 || !(*h)[0].is_string() || !(*h)[1].is_string())
+            throw Failure(invalid_params, "\"highlight\" must be two strings: [before, after]");
+        o.mark_start = (*h)[0].get<std::string>();
+        o.mark_end = (*h)[1].get<std::string>();
+        if (o.mark_start.size() + o.mark_end.size() > 64)
+            throw Failure(invalid_params, "\"highlight\" markers are limited to 64 bytes together");
+    }
+    return c;
+}
+
+ResolveConflictCall parse_resolve(const Params& p) {
+    p.only({"id", "keep"});
+    const auto id = p.integer("id", 1, INT64_MAX);
+    if (!id)
+        throw Failure(invalid_params, "\"id\" is required: the conflict's number");
+    const auto keep = p.required_text("keep");
+    if (keep != "winner" && keep != "loser")
+        throw Failure(invalid_params, "\"keep\" must be \"winner\" or \"loser\"");
+    return ResolveConflictCall{*id, keep == "loser"};
+}
+
 }  // namespace
 
 Call parse_call(const Request& request) {
@@ -50,26 +81,8 @@ Call parse_call(const Request& request) {
         return SyncNowCall{p.boolean("wait").value_or(false),
                            p.integer("timeout_ms", 0, 24LL * 3600 * 1000).value_or(60000)};
     }
-    if (m == "items.search") {
-        p.only({"query", "limit", "offset", "source", "highlight"});
-        SearchCall c;
-        auto& o = c.options;
-        o.query = p.required_text("query");
-        o.limit = static_cast<int>(p.integer("limit", 1, 1000).value_or(20));
-        o.offset = static_cast<int>(p.integer("offset", 0, 100000000).value_or(0));
-        o.source_type = p.text("source");
-        const auto h = request.params.find("highlight");
-        if (h != request.params.end() && !h->is_null()) {
-            if (!h->is_array() || h->size() != 2 || !(*h)[0].is_string() || !(*h)[1].is_string())
-                throw Failure(invalid_params, "\"highlight\" must be two strings: [before, after]");
-            o.mark_start = (*h)[0].get<std::string>();
-            o.mark_end = (*h)[1].get<std::string>();
-            if (o.mark_start.size() + o.mark_end.size() > 64)
-                throw Failure(invalid_params,
-                              "\"highlight\" markers are limited to 64 bytes together");
-        }
-        return c;
-    }
+    if (m == "items.search")
+        return parse_search(request, p);
     if (m == "items.get" || m == "items.history") {
         const bool history = m == "items.history";
         history ? p.only({"id", "limit"}) : p.only({"id"});
@@ -82,16 +95,8 @@ Call parse_call(const Request& request) {
         return ListConflictsCall{p.boolean("all").value_or(false),
                                  p.integer("limit", 1, 100000).value_or(1000)};
     }
-    if (m == "conflicts.resolve") {
-        p.only({"id", "keep"});
-        const auto id = p.integer("id", 1, INT64_MAX);
-        if (!id)
-            throw Failure(invalid_params, "\"id\" is required: the conflict's number");
-        const auto keep = p.required_text("keep");
-        if (keep != "winner" && keep != "loser")
-            throw Failure(invalid_params, "\"keep\" must be \"winner\" or \"loser\"");
-        return ResolveConflictCall{*id, keep == "loser"};
-    }
+    if (m == "conflicts.resolve")
+        return parse_resolve(p);
     if (m == "verify") {
         p.only({"repair"});
         return VerifyCall{p.boolean("repair").value_or(false)};

@@ -255,35 +255,12 @@ void SyncWorker::cycle(const char* why) {
         s.state = DaemonState::syncing;
     });
     try {
-        const auto stats = engine_->sync_once();
-        const PushStats& pushed = stats.first;
-        const PullStats& pulled = stats.second;
-        const double ms =
+        const auto [pushed, pulled] = engine_->sync_once();
+        record_cycle(
+            why, pushed, pulled,
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                .count();
-        const bool moved = pushed.entries + pulled.applied + pulled.deleted > 0;
-        spdlog::log(
-            moved ? spdlog::level::info : spdlog::level::debug,
-            "sync ({}): pushed {} changes ({} rows, {} deleted, {} refused), pulled {} changes "
-            "({} applied, {} deleted, {} held) in {:.1f} ms",
-            why, pushed.entries, pushed.upserted, pushed.deleted, pushed.dead_lettered,
-            pulled.changes, pulled.applied, pulled.deleted, pulled.deferred, ms);
-        status_.update([&](DaemonStatus& s) {
-            const auto now = std::chrono::system_clock::now();
-            if (recovering)
-                spdlog::info("back in sync with {}", s.postgres_target);
-            s.state = DaemonState::idle;
-            s.detail.clear();
-            s.last_cycle_at = now;
-            s.last_cycle_ms = ms;
-            ++s.cycles;
-            if (pushed.entries > 0)
-                s.last_push_at = now, s.last_push = pushed;
-            if (pulled.changes > 0)
-                s.last_pull_at = now, s.last_pull = pulled;
-            s.pushed_total += pushed;
-            s.pulled_total += pulled;
-        });
+                .count(),
+            recovering);
         backoff_.reset();
     } catch (const UpstreamError& e) {
         if (e.transient()) {
@@ -307,33 +284,29 @@ bool SyncWorker::has_local_changes() {
     return !replica_->outbox().empty();
 }
 
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr auto kNever = Clock::time_point::max();
+
+// A file event can reach us before the commit that caused it is visible:
+// SQLite writes the WAL frames (inotify fires) and only then publishes the
+// commit in the shared-memory index, which raises no event. An app that
+// keeps its connection open makes no further event, so an event that shows
+// no new commit is looked at again a little later, at these intervals.
+constexpr std::chrono::milliseconds kRecheckAfter[] = {
+    std::chrono::milliseconds(5), std::chrono::milliseconds(50), std::chrono::milliseconds(500),
+    std::chrono::milliseconds(3000)};
+
+}  // namespace
+
 void SyncWorker::run() {
-    using Clock = std::chrono::steady_clock;
     cycle("start");
     if (on_first_cycle_)
         on_first_cycle_();
-    // When to run a cycle unasked: the safety pull while all is well, the
-    // next retry (with backoff) while Postgres is away.
-    auto schedule = [this] {
-        return Clock::now() +
-               (failing()
-                    ? backoff_.next()
-                    : std::chrono::duration_cast<std::chrono::milliseconds>(settings_.safety_pull));
-    };
-    auto due = schedule();
-    // A file event can reach us before the commit that caused it is
-    // visible: SQLite writes the WAL frames (inotify fires) and only then
-    // publishes the commit in the shared-memory index, which raises no event.
-    // An app that keeps its connection open makes no further event, so an
-    // event that shows no new commit is looked at again a little later.
-    constexpr std::chrono::milliseconds kRecheckAfter[] = {
-        std::chrono::milliseconds(5), std::chrono::milliseconds(50), std::chrono::milliseconds(500),
-        std::chrono::milliseconds(3000)};
-    constexpr auto kNever = Clock::time_point::max();
-    auto recheck_at = kNever;
-    std::size_t recheck_round = 0;
+    due_ = next_unasked_cycle();
     for (;;) {
-        const auto wake_at = std::min(due, recheck_at);
+        const auto wake_at = std::min(due_, recheck_at_);
         const auto timeout = std::max(std::chrono::milliseconds(0),
                                       std::chrono::duration_cast<std::chrono::milliseconds>(
                                           wake_at - Clock::now() + std::chrono::milliseconds(1)));
@@ -341,96 +314,158 @@ void SyncWorker::run() {
         unsigned bits = wait(timeout);
         if (bits & kStop || stopping_)
             break;
-        // Other wake-ups (the echo of our own push, a control request) leave
-        // a pending re-check in place.
-        if (bits & kLocal) {
-            recheck_round = 0;  // a fresh event starts the re-checks over
-            recheck_at = kNever;
-        } else if (Clock::now() >= recheck_at) {
-            bits |= kLocal;
-            recheck_at = kNever;
-        }
+        bits |= due_recheck(bits);
         // The notification connection can drop while we wait: retry on the
         // backoff schedule from now, not at the next safety pull.
         if (!failing_before && failing())
-            due = schedule();
-        if (bits & kReload) {
-            std::lock_guard<std::mutex> lock(settings_mutex_);
-            disconnect("reloading the configuration");
-            settings_.postgres = pending_settings_.postgres;
-            settings_.sync = pending_settings_.sync;
-            settings_.debounce = pending_settings_.debounce;
-            settings_.safety_pull = pending_settings_.safety_pull;
-            settings_.response_timeout = pending_settings_.response_timeout;
-            guard_.set_timeout(settings_.response_timeout);
-            backoff_.reset();
-            bits |= kSync;
-        }
-        if (bits & kPause) {
-            paused_ = true;
-            status_.update([](DaemonStatus& s) { s.state = DaemonState::paused; });
-        }
-        if (bits & kResume) {
-            paused_ = false;
-            status_.update([](DaemonStatus& s) { s.state = DaemonState::idle; });
-            bits |= kSync;
-        }
-        if (bits & kJob) {
-            std::deque<Job> jobs;
-            {
-                std::lock_guard<std::mutex> lock(jobs_mutex_);
-                jobs.swap(jobs_);
-            }
-            const bool connected = connect();
-            const std::string reason =
-                connected ? ""
-                : settings_.postgres.empty()
-                    ? std::string(kNoPostgres)
-                    : "Postgres is not reachable: " + status_.snapshot().detail +
-                          " — `lestash-sync status` shows when it is back";
-            for (auto& job : jobs) job(connected ? engine_.get() : nullptr, *replica_, reason);
-        }
-        const bool timed_out = Clock::now() >= due;
-        bool run_cycle = (bits & (kSync | kRemote)) || timed_out;
-        if ((bits & kLocal) && !run_cycle) {
-            // The watcher fires for our own commits too: data_version moves
-            // only when another connection committed (it is deliberately not
-            // re-read after our cycles, so an app commit made during one is
-            // still seen here). Writes to tables we do not sync leave the
-            // outbox empty. While Postgres is away, local writes wait for the
-            // next retry (they are safe in the outbox) rather than hammer it.
-            const auto version = replica_->db().query_int("PRAGMA data_version");
-            const bool other_commit = version != data_version_;
-            data_version_ = version;
-            if (other_commit && has_local_changes() && !failing()) {
-                if (settings_.debounce.count() > 0) {
-                    std::this_thread::sleep_for(settings_.debounce);  // let a burst land
-                    requests_.fetch_and(~static_cast<unsigned>(kLocal));
-                }
-                run_cycle = true;
-            } else {
-                if (recheck_round < std::size(kRecheckAfter))
-                    recheck_at = Clock::now() + kRecheckAfter[recheck_round++];
-                refresh_local_counters();
-            }
-        }
-        if (run_cycle) {
-            cycle(bits & kSync     ? "asked"
-                  : bits & kRemote ? "remote change"
-                  : bits & kLocal  ? "local change"
-                  : failing()      ? "retry"
-                                   : "safety");
-            due = schedule();
-            // An event merged into this one may belong to a commit that was
-            // not visible yet when the cycle read the outbox.
-            if (bits & kLocal) {
-                recheck_round = 0;
-                recheck_at = Clock::now() + kRecheckAfter[recheck_round++];
-            }
-        }
+            due_ = next_unasked_cycle();
+        bits |= follow_requests(bits);
+        const bool timed_out = Clock::now() >= due_;
+        const bool run_cycle =
+            (bits & (kSync | kRemote)) || timed_out || ((bits & kLocal) && local_commit_to_push());
+        if (run_cycle)
+            cycle_and_reschedule(bits);
         if (on_cycle_)
             on_cycle_();
     }
+    finish();
+}
+
+Clock::time_point SyncWorker::next_unasked_cycle() {
+    // The safety pull while all is well, the next retry (with backoff)
+    // while Postgres is away.
+    return Clock::now() +
+           (failing()
+                ? backoff_.next()
+                : std::chrono::duration_cast<std::chrono::milliseconds>(settings_.safety_pull));
+}
+
+unsigned SyncWorker::due_recheck(unsigned bits) {
+    // Other wake-ups (the echo of our own push, a control request) leave a
+    // pending re-check in place.
+    if (bits & kLocal) {
+        recheck_round_ = 0;  // a fresh event starts the re-checks over
+        recheck_at_ = kNever;
+        return 0;
+    }
+    if (Clock::now() < recheck_at_)
+        return 0;
+    recheck_at_ = kNever;
+    return kLocal;
+}
+
+unsigned SyncWorker::follow_requests(unsigned bits) {
+    unsigned more = 0;
+    if (bits & kReload) {
+        apply_reload();
+        more |= kSync;
+    }
+    if (bits & kPause) {
+        paused_ = true;
+        status_.update([](DaemonStatus& s) { s.state = DaemonState::paused; });
+    }
+    if (bits & kResume) {
+        paused_ = false;
+        status_.update([](DaemonStatus& s) { s.state = DaemonState::idle; });
+        more |= kSync;
+    }
+    if (bits & kJob)
+        run_jobs();
+    return more;
+}
+
+void SyncWorker::apply_reload() {
+    std::lock_guard<std::mutex> lock(settings_mutex_);
+    disconnect("reloading the configuration");
+    settings_.postgres = pending_settings_.postgres;
+    settings_.sync = pending_settings_.sync;
+    settings_.debounce = pending_settings_.debounce;
+    settings_.safety_pull = pending_settings_.safety_pull;
+    settings_.response_timeout = pending_settings_.response_timeout;
+    guard_.set_timeout(settings_.response_timeout);
+    backoff_.reset();
+}
+
+void SyncWorker::run_jobs() {
+    std::deque<Job> jobs;
+    {
+        std::lock_guard<std::mutex> lock(jobs_mutex_);
+        jobs.swap(jobs_);
+    }
+    const bool connected = connect();
+    const std::string reason = connected ? ""
+                               : settings_.postgres.empty()
+                                   ? std::string(kNoPostgres)
+                                   : "Postgres is not reachable: " + status_.snapshot().detail +
+                                         " — `lestash-sync status` shows when it is back";
+    for (auto& job : jobs) job(connected ? engine_.get() : nullptr, *replica_, reason);
+}
+
+bool SyncWorker::local_commit_to_push() {
+    // The watcher fires for our own commits too: data_version moves only
+    // when another connection committed (it is deliberately not re-read
+    // after our cycles, so an app commit made during one is still seen
+    // here). Writes to tables we do not sync leave the outbox empty. While
+    // Postgres is away, local writes wait for the next retry (they are safe
+    // in the outbox) rather than hammer it.
+    const auto version = replica_->db().query_int("PRAGMA data_version");
+    const bool other_commit = version != data_version_;
+    data_version_ = version;
+    if (other_commit && has_local_changes() && !failing()) {
+        if (settings_.debounce.count() > 0) {
+            std::this_thread::sleep_for(settings_.debounce);  // let a burst land
+            requests_.fetch_and(~static_cast<unsigned>(kLocal));
+        }
+        return true;
+    }
+    if (recheck_round_ < std::size(kRecheckAfter))
+        recheck_at_ = Clock::now() + kRecheckAfter[recheck_round_++];
+    refresh_local_counters();
+    return false;
+}
+
+void SyncWorker::record_cycle(const char* why, const PushStats& pushed, const PullStats& pulled,
+                              double ms, bool recovering) {
+    const bool moved = pushed.entries + pulled.applied + pulled.deleted > 0;
+    spdlog::log(moved ? spdlog::level::info : spdlog::level::debug,
+                "sync ({}): pushed {} changes ({} rows, {} deleted, {} refused), pulled {} changes "
+                "({} applied, {} deleted, {} held) in {:.1f} ms",
+                why, pushed.entries, pushed.upserted, pushed.deleted, pushed.dead_lettered,
+                pulled.changes, pulled.applied, pulled.deleted, pulled.deferred, ms);
+    status_.update([&](DaemonStatus& s) {
+        const auto now = std::chrono::system_clock::now();
+        if (recovering)
+            spdlog::info("back in sync with {}", s.postgres_target);
+        s.state = DaemonState::idle;
+        s.detail.clear();
+        s.last_cycle_at = now;
+        s.last_cycle_ms = ms;
+        ++s.cycles;
+        if (pushed.entries > 0)
+            s.last_push_at = now, s.last_push = pushed;
+        if (pulled.changes > 0)
+            s.last_pull_at = now, s.last_pull = pulled;
+        s.pushed_total += pushed;
+        s.pulled_total += pulled;
+    });
+}
+
+void SyncWorker::cycle_and_reschedule(unsigned bits) {
+    cycle(bits & kSync     ? "asked"
+          : bits & kRemote ? "remote change"
+          : bits & kLocal  ? "local change"
+          : failing()      ? "retry"
+                           : "safety");
+    due_ = next_unasked_cycle();
+    // An event merged into this one may belong to a commit that was not
+    // visible yet when the cycle read the outbox.
+    if (bits & kLocal) {
+        recheck_round_ = 0;
+        recheck_at_ = Clock::now() + kRecheckAfter[recheck_round_++];
+    }
+}
+
+void SyncWorker::finish() {
     {
         std::lock_guard<std::mutex> lock(jobs_mutex_);
         for (auto& job : jobs_) job(nullptr, *replica_, "the daemon is stopping");

@@ -225,70 +225,195 @@ class PushBuilder {
 
 }  // namespace
 
-SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>& entries) {
-    PreparedPush batch;
-    batch.last_seq = entries.back().seq;
-    batch.entries = static_cast<std::int64_t>(entries.size());
+namespace {
 
-    // Coalesce the entries per local row, in first-seen order.
-    struct Pending {
+// The batch's entries per local row, in first-seen order: whether the row
+// was inserted and the union of its changed columns. A delete drops what
+// was queued for its row and is kept apart, in order.
+struct CoalescedEntries {
+    struct Row {
         const OutboxEntry* first;
         bool insert = false;
         std::set<std::string> changed;
     };
     std::vector<std::pair<std::string, std::string>> order;
-    std::map<std::pair<std::string, std::string>, Pending> pending;
+    std::map<std::pair<std::string, std::string>, Row> rows;
     std::vector<const OutboxEntry*> deletes;
+};
+
+CoalescedEntries coalesce(const std::vector<OutboxEntry>& entries) {
+    CoalescedEntries out;
     for (const auto& e : entries) {
         const auto key = std::make_pair(e.table, key_of(e));
         if (e.op == 'D') {
-            pending.erase(key);  // whatever was queued for that row is gone with it
-            deletes.push_back(&e);
+            out.rows.erase(key);  // whatever was queued for that row is gone with it
+            out.deletes.push_back(&e);
             continue;
         }
-        auto [it, fresh] = pending.try_emplace(key, Pending{&e, false, {}});
+        auto [it, fresh] = out.rows.try_emplace(key, CoalescedEntries::Row{&e, false, {}});
         if (fresh)
-            order.push_back(key);
+            out.order.push_back(key);
         if (e.op == 'I')
             it->second.insert = true;
         it->second.changed.insert(e.changed.begin(), e.changed.end());
     }
+    return out;
+}
+
+// The identity a deleted row had upstream, if it ever got one.
+std::optional<std::string> deleted_row_uuid(const OutboxEntry& e, const TableMapping& m,
+                                            detail::StatementCache& rows, IdentityMap& ids) {
+    if (!m.spec->keyed_by_rowid()) {
+        const auto parents = json::parse(e.link_uuids.empty() ? "[]" : e.link_uuids);
+        std::vector<std::string> p;
+        for (const auto& v : parents)
+            if (auto u = uuid_from_hex(v))
+                p.push_back(*u);
+        if (p.size() == m.spec->foreign_keys.size())
+            return link_row_uuid(*m.spec, p);
+        return e.row_uuid;
+    }
+    if (e.row_uuid || detail::read_local_row(rows, m, {sqlite::Value{*e.local_id}}))
+        return e.row_uuid;
+    // Deleted before its first push had recorded a UUID; if that push has
+    // happened since, the mapping tells which row Postgres holds.
+    if (auto known = ids.by_local_id(e.table, *e.local_id))
+        return known->uuid;
+    return std::nullopt;
+}
+
+using Written = std::vector<std::pair<std::string, std::int64_t>>;  // uuid, its new _rev
+
+// Writes a prepared batch's rows in the caller's transaction. In isolation
+// mode each row goes alone in a savepoint, and a row Postgres refuses for
+// good becomes a dead letter instead of failing the batch.
+class BatchWriter {
+  public:
+    BatchWriter(pqxx::work& tx, bool isolate_rows, const std::string& replica_id, Written& revs,
+                std::vector<DeadLetter>& dead)
+        : tx_(tx), isolate_rows_(isolate_rows), replica_id_(replica_id), revs_(revs), dead_(dead) {}
+
+    // The table's inserts, then its updates grouped by the columns they change.
+    void upserts(const TableMapping& m, const std::vector<RowChange>& all) {
+        std::vector<const RowChange*> inserts;
+        std::map<std::vector<std::string>, std::vector<const RowChange*>> updates;
+        for (const auto& u : all) {
+            if (u.map != &m)
+                continue;
+            if (u.insert)
+                inserts.push_back(&u);
+            else
+                updates[u.changed].push_back(&u);
+        }
+        if (!inserts.empty()) {
+            const auto w = write(insert_sql(m), inserts, "insert");
+            revs_.insert(revs_.end(), w.begin(), w.end());
+        }
+        for (const auto& [cols, rows] : updates) {
+            const auto w = write(update_sql(m, cols), rows, "update");
+            revs_.insert(revs_.end(), w.begin(), w.end());
+            keep_lost_edits(m, rows, w);
+        }
+    }
+
+    void deletes(const TableMapping& m,
+                 const std::vector<std::pair<const TableMapping*, std::string>>& all) {
+        std::vector<std::string> uuids;
+        for (const auto& [map, uuid] : all)
+            if (map == &m)
+                uuids.push_back(uuid);
+        if (!uuids.empty())
+            tx_.exec_params("DELETE FROM " + pg_name(m) + " WHERE \"id\" = ANY($1::uuid[])",
+                            detail::uuid_array_literal(uuids));
+    }
+
+  private:
+    // Runs one statement over the rows; what it wrote.
+    Written write(const std::string& sql, const std::vector<const RowChange*>& rows,
+                  const char* op) {
+        Written written;
+        json records = json::array();
+        for (const auto* r : rows) records.push_back(r->record);
+        if (!isolate_rows_) {
+            collect(tx_.exec_params(sql, records.dump()), written);
+            return written;
+        }
+        for (size_t i = 0; i < rows.size(); ++i) {
+            tx_.exec("SAVEPOINT lestash_row");
+            try {
+                collect(tx_.exec_params(sql, json::array({records[i]}).dump()), written);
+                tx_.exec("RELEASE SAVEPOINT lestash_row");
+            } catch (const pqxx::sql_error& e) {
+                if (is_transient_sqlstate(e.sqlstate()))
+                    throw;
+                tx_.exec("ROLLBACK TO SAVEPOINT lestash_row");
+                dead_.push_back({rows[i]->map->spec->name, rows[i]->uuid, op, records[i].dump(),
+                                 e.what(), e.sqlstate()});
+            }
+        }
+        return written;
+    }
+
+    static void collect(const pqxx::result& r, Written& out) {
+        for (const auto& row : r)
+            out.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
+    }
+
+    // Rows an update found no longer in Postgres were deleted elsewhere: the
+    // delete wins, and the edit is kept as a conflict the owner can see.
+    void keep_lost_edits(const TableMapping& m, const std::vector<const RowChange*>& rows,
+                         const Written& written) {
+        std::set<std::string> hit;
+        for (const auto& [uuid, rev] : written) hit.insert(uuid);
+        for (const auto& d : dead_) hit.insert(d.uuid);
+        for (const auto* r : rows) {
+            if (hit.count(r->uuid))
+                continue;
+            json lost = r->record;
+            lost.erase("id");
+            lost.erase("_push_base");
+            tx_.exec_params(
+                "INSERT INTO lestash.conflicts (tbl, row_id, column_name, winner_value, "
+                "winner_origin, loser_value, loser_origin) VALUES ($1, $2::uuid, '*', "
+                "'\"(deleted)\"'::jsonb, NULL, $3::jsonb, $4::uuid)",
+                m.spec->name, r->uuid, lost.dump(), replica_id_);
+        }
+    }
+
+    pqxx::work& tx_;
+    const bool isolate_rows_;
+    const std::string& replica_id_;
+    Written& revs_;
+    std::vector<DeadLetter>& dead_;
+};
+
+}  // namespace
+
+SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>& entries) {
+    PreparedPush batch;
+    batch.last_seq = entries.back().seq;
+    batch.entries = static_cast<std::int64_t>(entries.size());
+    const auto coalesced = coalesce(entries);
 
     pacer_.before_write();
     const auto t0 = std::chrono::steady_clock::now();
     sqlite::Transaction txn(replica_.db());
     PushBuilder builder(replica_.db(), ids_, mappings_, batch.upserts);
-    for (const auto& key : order) {
-        auto it = pending.find(key);
-        if (it == pending.end())
+    for (const auto& key : coalesced.order) {
+        const auto it = coalesced.rows.find(key);
+        if (it == coalesced.rows.end())
             continue;
         const OutboxEntry& e = *it->second.first;
-        const auto& m = mapping(e.table);
         const std::vector<sqlite::Value> local_key = e.local_id
                                                          ? std::vector<sqlite::Value>{*e.local_id}
                                                          : detail::link_key_values(e.row_key);
-        builder.add(m, local_key, it->second.insert, it->second.changed);
+        builder.add(mapping(e.table), local_key, it->second.insert, it->second.changed);
     }
     std::set<std::string> upserted;
     for (const auto& u : batch.upserts) upserted.insert(u.uuid);
-    for (const OutboxEntry* e : deletes) {
+    for (const OutboxEntry* e : coalesced.deletes) {
         const auto& m = mapping(e->table);
-        std::optional<std::string> uuid = e->row_uuid;
-        if (!m.spec->keyed_by_rowid()) {
-            const auto parents = json::parse(e->link_uuids.empty() ? "[]" : e->link_uuids);
-            std::vector<std::string> p;
-            for (const auto& v : parents)
-                if (auto u = uuid_from_hex(v))
-                    p.push_back(*u);
-            if (p.size() == m.spec->foreign_keys.size())
-                uuid = link_row_uuid(*m.spec, p);
-        } else if (!uuid &&
-                   !detail::read_local_row(builder.rows(), m, {sqlite::Value{*e->local_id}})) {
-            // Deleted before its first push had recorded a UUID; if that push
-            // has happened since, the mapping tells which row Postgres holds.
-            if (auto known = ids_.by_local_id(e->table, *e->local_id))
-                uuid = known->uuid;
-        }
+        const auto uuid = deleted_row_uuid(*e, m, builder.rows(), ids_);
         // A row deleted and created again under the same identity is an upsert.
         if (uuid && !upserted.count(*uuid))
             batch.deletes.emplace_back(&m, *uuid);
@@ -299,99 +424,22 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
 }
 
 void SyncEngine::send_push(pqxx::work& tx, PreparedPush& batch, bool isolate_rows) {
-    tx.exec_params("SELECT set_config('lestash.origin', $1, true)", replica_.replica_id());
+    const std::string& me = replica_.replica_id();
+    tx.exec_params("SELECT set_config('lestash.origin', $1, true)", me);
     const auto seen =
-        tx.exec_params("SELECT last_seq FROM lestash.replicas WHERE id = $1::uuid FOR UPDATE",
-                       replica_.replica_id());
+        tx.exec_params("SELECT last_seq FROM lestash.replicas WHERE id = $1::uuid FOR UPDATE", me);
     if (!seen.empty() && seen[0][0].as<std::int64_t>() >= batch.last_seq) {
         batch.already_applied = true;  // committed before, the acknowledgement was lost
         return;
     }
-
-    // Runs one statement and returns (uuid, new revision) of the rows it
-    // wrote; in isolation mode each row goes alone in a savepoint and a row
-    // Postgres refuses becomes a dead letter.
-    using Written = std::vector<std::pair<std::string, std::int64_t>>;
-    auto collect = [](const pqxx::result& r, Written& out) {
-        for (const auto& row : r)
-            out.emplace_back(row[0].as<std::string>(), row[1].as<std::int64_t>());
-    };
-    auto run = [&](const std::string& sql, const std::vector<const RowChange*>& rows,
-                   const char* op) {
-        Written written;
-        json records = json::array();
-        for (const auto* r : rows) records.push_back(r->record);
-        if (!isolate_rows) {
-            collect(tx.exec_params(sql, records.dump()), written);
-            return written;
-        }
-        for (size_t i = 0; i < rows.size(); ++i) {
-            tx.exec("SAVEPOINT lestash_row");
-            try {
-                collect(tx.exec_params(sql, json::array({records[i]}).dump()), written);
-                tx.exec("RELEASE SAVEPOINT lestash_row");
-            } catch (const pqxx::sql_error& e) {
-                if (is_transient_sqlstate(e.sqlstate()))
-                    throw;
-                tx.exec("ROLLBACK TO SAVEPOINT lestash_row");
-                batch.dead.push_back({rows[i]->map->spec->name, rows[i]->uuid, op,
-                                      records[i].dump(), e.what(), e.sqlstate()});
-            }
-        }
-        return written;
-    };
-
-    for (const auto& m : mappings_) {
-        std::vector<const RowChange*> inserts;
-        std::map<std::vector<std::string>, std::vector<const RowChange*>> updates;
-        for (const auto& u : batch.upserts) {
-            if (u.map != &m)
-                continue;
-            if (u.insert)
-                inserts.push_back(&u);
-            else
-                updates[u.changed].push_back(&u);
-        }
-        if (!inserts.empty()) {
-            const auto w = run(insert_sql(m), inserts, "insert");
-            batch.revs.insert(batch.revs.end(), w.begin(), w.end());
-        }
-        for (const auto& [cols, rows] : updates) {
-            const auto w = run(update_sql(m, cols), rows, "update");
-            batch.revs.insert(batch.revs.end(), w.begin(), w.end());
-            // Rows Postgres no longer has were deleted elsewhere: the delete
-            // wins, and the edit is kept as a conflict the owner can see.
-            std::set<std::string> hit;
-            for (const auto& [uuid, rev] : w) hit.insert(uuid);
-            for (const auto& d : batch.dead) hit.insert(d.uuid);
-            for (const auto* r : rows) {
-                if (hit.count(r->uuid))
-                    continue;
-                json lost = r->record;
-                lost.erase("id");
-                lost.erase("_push_base");
-                tx.exec_params(
-                    "INSERT INTO lestash.conflicts (tbl, row_id, column_name, winner_value, "
-                    "winner_origin, loser_value, loser_origin) VALUES ($1, $2::uuid, '*', "
-                    "'\"(deleted)\"'::jsonb, NULL, $3::jsonb, $4::uuid)",
-                    m.spec->name, r->uuid, lost.dump(), replica_.replica_id());
-            }
-        }
-    }
-    for (auto m = mappings_.rbegin(); m != mappings_.rend(); ++m) {
-        std::vector<std::string> uuids;
-        for (const auto& [map, uuid] : batch.deletes)
-            if (map == &*m)
-                uuids.push_back(uuid);
-        if (!uuids.empty())
-            tx.exec_params("DELETE FROM " + pg_name(*m) + " WHERE \"id\" = ANY($1::uuid[])",
-                           detail::uuid_array_literal(uuids));
-    }
+    BatchWriter writer(tx, isolate_rows, me, batch.revs, batch.dead);
+    for (const auto& m : mappings_) writer.upserts(m, batch.upserts);
+    for (auto m = mappings_.rbegin(); m != mappings_.rend(); ++m) writer.deletes(*m, batch.deletes);
     tx.exec_params(
         "INSERT INTO lestash.replicas (id, name, last_seq, last_push_at) VALUES ($1::uuid, $2, $3, "
         "now()) ON CONFLICT (id) DO UPDATE SET last_seq = greatest(lestash.replicas.last_seq, "
         "excluded.last_seq), name = excluded.name, last_push_at = now()",
-        replica_.replica_id(), replica_name(), batch.last_seq);
+        me, replica_name(), batch.last_seq);
 }
 
 void SyncEngine::finish_push(const PreparedPush& batch) {

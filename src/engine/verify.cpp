@@ -161,6 +161,65 @@ std::map<std::string, std::string> SyncEngine::local_row_hashes(const TableMappi
     return out;
 }
 
+namespace {
+
+// Per first hex digit of the UUID: how many rows, and the xor of their
+// digests' first 64 bits.
+using Buckets = std::map<char, std::pair<std::int64_t, std::int64_t>>;
+
+Buckets local_buckets(const std::map<std::string, std::string>& hashes) {
+    Buckets out;
+    for (const auto& [uuid, hash] : hashes) {
+        auto& b = out[uuid[0]];
+        ++b.first;
+        b.second ^= digest_bits(hash);
+    }
+    return out;
+}
+
+// The same digests, computed by Postgres over the rows not in `skip_list`.
+Buckets upstream_buckets(pqxx::transaction_base& tx, const TableMapping& m,
+                         const std::string& table, const std::string& skip_list,
+                         std::int64_t& rows) {
+    Buckets out;
+    for (const auto& r :
+         tx.exec_params("SELECT substr(\"id\"::text, 1, 1), count(*), bit_xor(('x' || "
+                        "substr(md5(" +
+                            canonical_sql(m) + "), 1, 16))::bit(64)::bigint) FROM " + table +
+                            " WHERE NOT (\"id\" = ANY($1::uuid[])) GROUP BY 1",
+                        skip_list)) {
+        out[r[0].as<std::string>()[0]] = {r[1].as<std::int64_t>(), r[2].as<std::int64_t>()};
+        rows += r[1].as<std::int64_t>();
+    }
+    return out;
+}
+
+// Row by row in a bucket whose digests differ: which rows are missing on
+// either side, which differ.
+void compare_bucket(pqxx::transaction_base& tx, const TableMapping& m, const std::string& table,
+                    const std::string& skip_list, char bucket,
+                    const std::map<std::string, std::string>& local, TableVerifyReport& t) {
+    std::map<std::string, std::string> up_rows;
+    for (const auto& r : tx.exec_params(
+             "SELECT \"id\"::text, md5(" + canonical_sql(m) + ") FROM " + table +
+                 " WHERE substr(\"id\"::text, 1, 1) = $1 AND NOT (\"id\" = ANY($2::uuid[]))",
+             std::string(1, bucket), skip_list))
+        up_rows[r[0].as<std::string>()] = r[1].as<std::string>();
+    for (const auto& [uuid, hash] : up_rows) {
+        auto it = local.find(uuid);
+        if (it == local.end())
+            t.missing_locally.push_back(uuid);
+        else if (it->second != hash)
+            t.different.push_back(uuid);
+    }
+    for (auto it = local.lower_bound(std::string(1, bucket));
+         it != local.end() && it->first[0] == bucket; ++it)
+        if (!up_rows.count(it->first))
+            t.missing_upstream.push_back(it->first);
+}
+
+}  // namespace
+
 VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
     if (replica_.follow_schema_changes())
         refresh_mappings();
@@ -174,58 +233,7 @@ VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
     std::vector<std::pair<std::string, std::string>> to_repair;
     int done = 0;
     for (const auto& m : mappings_) {
-        TableVerifyReport t;
-        t.table = m.spec->name;
-        const auto& skip = pending[t.table];
-        const auto local = local_row_hashes(m, skip);
-        std::map<char, std::pair<std::int64_t, std::int64_t>> local_buckets;  // count, xor
-        for (const auto& [uuid, hash] : local) {
-            auto& b = local_buckets[uuid[0]];
-            ++b.first;
-            b.second ^= digest_bits(hash);
-        }
-        t.local_rows = static_cast<std::int64_t>(local.size());
-        const std::string table = "lestash." + quote_identifier(t.table);
-        const std::string skip_list = detail::uuid_array_literal({skip.begin(), skip.end()});
-        upstream_.transact<pqxx::read_transaction>(
-            "verifying " + t.table + " against " + upstream_.target(),
-            [&](pqxx::read_transaction& tx) {
-                std::map<char, std::pair<std::int64_t, std::int64_t>> up_buckets;
-                for (const auto& r :
-                     tx.exec_params("SELECT substr(\"id\"::text, 1, 1), count(*), bit_xor(('x' || "
-                                    "substr(md5(" +
-                                        canonical_sql(m) + "), 1, 16))::bit(64)::bigint) FROM " +
-                                        table + " WHERE NOT (\"id\" = ANY($1::uuid[])) GROUP BY 1",
-                                    skip_list)) {
-                    up_buckets[r[0].as<std::string>()[0]] = {r[1].as<std::int64_t>(),
-                                                             r[2].as<std::int64_t>()};
-                    t.upstream_rows += r[1].as<std::int64_t>();
-                }
-                for (char b : std::string("0123456789abcdef")) {
-                    ++t.buckets_compared;
-                    if (local_buckets[b] == up_buckets[b])
-                        continue;
-                    ++t.buckets_differing;
-                    std::map<std::string, std::string> up_rows;
-                    for (const auto& r : tx.exec_params(
-                             "SELECT \"id\"::text, md5(" + canonical_sql(m) + ") FROM " + table +
-                                 " WHERE substr(\"id\"::text, 1, 1) = $1 AND NOT (\"id\" = "
-                                 "ANY($2::uuid[]))",
-                             std::string(1, b), skip_list))
-                        up_rows[r[0].as<std::string>()] = r[1].as<std::string>();
-                    for (const auto& [uuid, hash] : up_rows) {
-                        auto it = local.find(uuid);
-                        if (it == local.end())
-                            t.missing_locally.push_back(uuid);
-                        else if (it->second != hash)
-                            t.different.push_back(uuid);
-                    }
-                    for (auto it = local.lower_bound(std::string(1, b));
-                         it != local.end() && it->first[0] == b; ++it)
-                        if (!up_rows.count(it->first))
-                            t.missing_upstream.push_back(it->first);
-                }
-            });
+        TableVerifyReport t = verify_table(m, pending[m.spec->name]);
         for (const auto* list : {&t.missing_locally, &t.missing_upstream, &t.different})
             for (const auto& uuid : *list) to_repair.emplace_back(t.table, uuid);
         if (repair)
@@ -238,6 +246,29 @@ VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
     if (repair && !to_repair.empty())
         refetch(to_repair);
     return report;
+}
+
+TableVerifyReport SyncEngine::verify_table(const TableMapping& m,
+                                           const std::set<std::string>& skip) {
+    TableVerifyReport t;
+    t.table = m.spec->name;
+    const auto local = local_row_hashes(m, skip);
+    auto mine = local_buckets(local);
+    t.local_rows = static_cast<std::int64_t>(local.size());
+    const std::string table = "lestash." + quote_identifier(t.table);
+    const std::string skip_list = detail::uuid_array_literal({skip.begin(), skip.end()});
+    upstream_.transact<pqxx::read_transaction>(
+        "verifying " + t.table + " against " + upstream_.target(), [&](pqxx::read_transaction& tx) {
+            auto theirs = upstream_buckets(tx, m, table, skip_list, t.upstream_rows);
+            for (char b : std::string("0123456789abcdef")) {
+                ++t.buckets_compared;
+                if (mine[b] == theirs[b])
+                    continue;
+                ++t.buckets_differing;
+                compare_bucket(tx, m, table, skip_list, b, local, t);
+            }
+        });
+    return t;
 }
 
 }  // namespace lestash

@@ -222,61 +222,79 @@ void Replica::ensure_replica_id() {
     set_meta("replica_id", replica_id_);
 }
 
+namespace {
+
+// Creates the table's capture triggers whose SQL changed (or that are
+// missing), and notes their names in `wanted`.
+void install_triggers(sqlite::Connection& db, const TableSpec& spec,
+                      const std::vector<std::string>& synced, std::set<std::string>& wanted) {
+    const auto names = capture_trigger_names(spec);
+    const auto sql = capture_trigger_sql(spec, synced);
+    for (size_t i = 0; i < names.size(); ++i) {
+        wanted.insert(names[i]);
+        sqlite::Statement existing(db,
+                                   "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
+                                   "name = ?");
+        existing.bind(1, names[i]);
+        if (existing.step() && existing.text(0) == sql[i])
+            continue;
+        db.exec("DROP TRIGGER IF EXISTS " + quote_identifier(names[i]));
+        db.exec(sql[i]);
+    }
+}
+
+// Columns the app just added: rows that already hold a non-default value
+// in them (set by the migration itself, or written before the triggers
+// caught up) are sent as updates of that column.
+void queue_added_columns(Outbox& outbox, const TableSpec& spec, const std::vector<ColumnInfo>& cols,
+                         const std::vector<std::string>& previous,
+                         const std::vector<std::string>& synced) {
+    for (const auto& c : cols) {
+        if (contains(previous, c.name) || !contains(synced, c.name))
+            continue;
+        outbox.enqueue_rows(
+            spec, 'U', quote_literal(c.name),
+            quote_identifier(c.name) + " IS NOT (" + c.default_sql.value_or("NULL") + ")");
+    }
+}
+
+}  // namespace
+
 void Replica::sync_capture_triggers() {
     sqlite::Transaction txn(db_);
     std::set<std::string> wanted;
-    for (const auto& spec : tables_) {
-        const auto cols = table_info(db_, spec.name);
-        const auto synced = validate_table(path(), spec, cols);
-        const auto previous_text = meta("columns:" + spec.name);
-        std::vector<std::string> previous;
-        if (previous_text)
-            previous = nlohmann::json::parse(*previous_text).get<std::vector<std::string>>();
-        for (const auto& c : previous)
-            if (!contains(synced, c))
-                throw SchemaError("sync stopped for " + path() + ": column " + spec.name + "." + c +
-                                  " was removed from the database after it was synced; its "
-                                  "data would be lost. Restore the column (or the Le Stash "
-                                  "version that had it) and restart lestash-syncd");
+    for (const auto& spec : tables_) capture_table(spec, wanted);
+    forget_unsynced_tables(wanted);
+    schema_version_seen_ = schema_version();
+    txn.commit();
+}
 
-        const auto names = capture_trigger_names(spec);
-        const auto sql = capture_trigger_sql(spec, synced);
-        for (size_t i = 0; i < names.size(); ++i) {
-            wanted.insert(names[i]);
-            sqlite::Statement existing(db_,
-                                       "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND "
-                                       "name = ?");
-            existing.bind(1, names[i]);
-            if (existing.step() && existing.text(0) == sql[i])
-                continue;
-            db_.exec("DROP TRIGGER IF EXISTS " + quote_identifier(names[i]));
-            db_.exec(sql[i]);
-        }
+void Replica::capture_table(const TableSpec& spec, std::set<std::string>& wanted) {
+    const auto cols = table_info(db_, spec.name);
+    const auto synced = validate_table(path(), spec, cols);
+    const auto previous_text = meta("columns:" + spec.name);
+    std::vector<std::string> previous;
+    if (previous_text)
+        previous = nlohmann::json::parse(*previous_text).get<std::vector<std::string>>();
+    for (const auto& c : previous)
+        if (!contains(synced, c))
+            throw SchemaError("sync stopped for " + path() + ": column " + spec.name + "." + c +
+                              " was removed from the database after it was synced; its "
+                              "data would be lost. Restore the column (or the Le Stash "
+                              "version that had it) and restart lestash-syncd");
+    install_triggers(db_, spec, synced, wanted);
+    if (!previous_text)  // first capture of this table: its rows are local changes too
+        outbox_.enqueue_rows(spec, 'I', "NULL", "");
+    else
+        queue_added_columns(outbox_, spec, cols, previous, synced);
+    set_meta("columns:" + spec.name, nlohmann::json(synced).dump());
+    synced_columns_[spec.name] = synced;
+    auto& live = live_columns_[spec.name];
+    live.clear();
+    for (const auto& c : cols) live.push_back(c.name);
+}
 
-        if (!previous_text) {
-            // First capture of this table: its existing rows are local changes too.
-            outbox_.enqueue_rows(spec, 'I', "NULL", "");
-        } else {
-            // Columns the app just added: rows that already hold a non-default
-            // value in them (set by the migration itself, or written before
-            // the triggers caught up) are sent as updates of that column.
-            for (const auto& c : cols) {
-                if (contains(previous, c.name) || !contains(synced, c.name))
-                    continue;
-                outbox_.enqueue_rows(
-                    spec, 'U', quote_literal(c.name),
-                    quote_identifier(c.name) + " IS NOT (" + c.default_sql.value_or("NULL") + ")");
-            }
-        }
-        set_meta("columns:" + spec.name, nlohmann::json(synced).dump());
-        synced_columns_[spec.name] = synced;
-        auto& live = live_columns_[spec.name];
-        live.clear();
-        for (const auto& c : cols) live.push_back(c.name);
-    }
-
-    // Tables no longer synced: drop their triggers and forget their columns,
-    // so syncing them again later starts with a fresh snapshot.
+void Replica::forget_unsynced_tables(const std::set<std::string>& wanted) {
     sqlite::Statement stale(db_,
                             "SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
                             "name LIKE '\\_lestash\\_sync\\_%' ESCAPE '\\'");
@@ -291,8 +309,6 @@ void Replica::sync_capture_triggers() {
                          [&](const auto& s) { return s.name == table; }))
             meta_.erase(key);
     }
-    schema_version_seen_ = schema_version();
-    txn.commit();
 }
 
 bool Replica::follow_schema_changes() {

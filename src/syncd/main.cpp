@@ -149,99 +149,124 @@ std::unique_ptr<lestash::LocalPostgres> start_private_postgres(Config& config) {
     return pg;
 }
 
-int run_daemon(const Config& config, const lestash::CommandLineOverrides& flags,
-               const std::string& private_postgres) {
-    DatabaseLock lock(config.database);
-    lestash::StatusBoard status;
-    lestash::SystemdNotifier systemd;
-    asio::io_context io;
-    lestash::SyncWorker worker(worker_settings(config), status);
-    spdlog::info(
-        "attached to {} (replica {}){}", config.database, status.snapshot().replica_id,
-        config.postgres.empty()
-            ? "; no Postgres configured ([postgres] conninfo or --postgres): capturing only"
-            : ", syncing with " + lestash::describe_target(config.postgres));
-
-    lestash::ControlOptions control_options;
-    control_options.socket_path = config.socket_path;
-    control_options.database_path = config.database;
-    control_options.read_timeout = std::chrono::seconds(config.request_timeout_seconds);
-    lestash::ControlServer control(io, control_options, status, worker);
-
-    std::string last_summary;
-    auto publish_status = [&] {
-        status.count_wakeup();
-        const auto summary = status.snapshot().summary();
-        if (summary != last_summary)
-            systemd.status(summary);
-        last_summary = summary;
-        control.status_changed();
-    };
-    worker.on_cycle([&] { asio::post(io, publish_status); });
-    // Watching before the first cycle starts: a commit made while it runs
-    // still raises an event (queued until the loop runs).
-    lestash::WalWatcher watcher(io, config.database, [&] {
-        status.count_wakeup();
-        worker.local_change();
-    });
-    worker.start([&] {
-        asio::post(io, [&] {
-            systemd.ready();
-            publish_status();
+// The running daemon: the pieces wired together, declared in the order
+// they start, so they stop in the reverse order. One asio loop for signals,
+// file notices, the control socket and systemd; one worker thread for SQLite
+// and Postgres.
+class Daemon {
+  public:
+    Daemon(const Config& config, const lestash::CommandLineOverrides& flags,
+           std::string private_postgres)
+        : flags_(flags),
+          private_postgres_(std::move(private_postgres)),
+          lock_(config.database),
+          worker_(worker_settings(config), status_),
+          signals_(io_, SIGTERM, SIGINT, SIGHUP),
+          watchdog_(io_) {
+        spdlog::info(
+            "attached to {} (replica {}){}", config.database, status_.snapshot().replica_id,
+            config.postgres.empty()
+                ? "; no Postgres configured ([postgres] conninfo or --postgres): capturing only"
+                : ", syncing with " + lestash::describe_target(config.postgres));
+        lestash::ControlOptions control;
+        control.socket_path = config.socket_path;
+        control.database_path = config.database;
+        control.read_timeout = std::chrono::seconds(config.request_timeout_seconds);
+        control_ = std::make_unique<lestash::ControlServer>(io_, control, status_, worker_);
+        worker_.on_cycle([this] { asio::post(io_, [this] { publish_status(); }); });
+        // Watching before the first cycle starts: a commit made while it
+        // runs still raises an event (queued until the loop runs).
+        watcher_ = std::make_unique<lestash::WalWatcher>(io_, config.database, [this] {
+            status_.count_wakeup();
+            worker_.local_change();
         });
-    });
+    }
 
-    asio::signal_set signals(io, SIGTERM, SIGINT, SIGHUP);
-    std::function<void(std::error_code, int)> on_signal = [&](std::error_code ec, int sig) {
-        if (ec)
-            return;
-        status.count_wakeup();
-        if (sig == SIGHUP) {
-            systemd.reloading();
-            try {
-                Config fresh = lestash::load_config(flags);
-                if (fresh.postgres.empty())
-                    fresh.postgres = private_postgres;
-                spdlog::get("lestash-syncd")->set_level(spdlog::level::from_str(fresh.log_level));
-                worker.reload(worker_settings(fresh));
-                spdlog::info("configuration reloaded");
-            } catch (const lestash::Error& e) {
-                spdlog::error("configuration not reloaded, keeping the old one: {}", e.what());
+    int run() {
+        worker_.start([this] {
+            asio::post(io_, [this] {
+                systemd_.ready();
+                publish_status();
+            });
+        });
+        wait_for_signal();
+        if (const auto interval = systemd_.watchdog_interval())
+            arm_watchdog(*interval);
+        io_.run();
+        spdlog::info("stopped");
+        return 0;
+    }
+
+  private:
+    void publish_status() {
+        status_.count_wakeup();
+        const auto summary = status_.snapshot().summary();
+        if (summary != last_summary_)
+            systemd_.status(summary);
+        last_summary_ = summary;
+        control_->status_changed();
+    }
+
+    void wait_for_signal() {
+        signals_.async_wait([this](std::error_code ec, int sig) {
+            if (ec)
+                return;
+            status_.count_wakeup();
+            if (sig == SIGHUP) {
+                reload();
+                wait_for_signal();
+                return;
             }
-            systemd.ready();
-            signals.async_wait(on_signal);
-            return;
+            spdlog::info("stopping: finishing the batch in flight");
+            systemd_.stopping();
+            control_->shutting_down();
+            worker_.stop();
+            io_.stop();
+        });
+    }
+
+    void reload() {
+        systemd_.reloading();
+        try {
+            Config fresh = lestash::load_config(flags_);
+            if (fresh.postgres.empty())
+                fresh.postgres = private_postgres_;
+            spdlog::get("lestash-syncd")->set_level(spdlog::level::from_str(fresh.log_level));
+            worker_.reload(worker_settings(fresh));
+            spdlog::info("configuration reloaded");
+        } catch (const lestash::Error& e) {
+            spdlog::error("configuration not reloaded, keeping the old one: {}", e.what());
         }
-        spdlog::info("stopping: finishing the batch in flight");
-        systemd.stopping();
-        control.shutting_down();
-        worker.stop();
-        io.stop();
-    };
-    signals.async_wait(on_signal);
+        systemd_.ready();
+    }
 
     // Pinged from the loop, but only while the worker is not stuck: a hung
     // cycle stops the pings and systemd restarts the daemon.
-    asio::steady_timer watchdog(io);
-    std::function<void()> arm_watchdog;
-    if (const auto interval = systemd.watchdog_interval()) {
-        arm_watchdog = [&, interval] {
-            watchdog.expires_after(*interval / 2);
-            watchdog.async_wait([&, interval](std::error_code ec) {
-                if (ec)
-                    return;
-                status.count_wakeup();
-                if (!worker.stuck_longer_than(*interval))
-                    systemd.watchdog();
-                arm_watchdog();
-            });
-        };
-        arm_watchdog();
+    void arm_watchdog(std::chrono::microseconds interval) {
+        watchdog_.expires_after(interval / 2);
+        watchdog_.async_wait([this, interval](std::error_code ec) {
+            if (ec)
+                return;
+            status_.count_wakeup();
+            if (!worker_.stuck_longer_than(interval))
+                systemd_.watchdog();
+            arm_watchdog(interval);
+        });
     }
-    io.run();
-    spdlog::info("stopped");
-    return 0;
-}
+
+    const lestash::CommandLineOverrides& flags_;
+    const std::string private_postgres_;
+    DatabaseLock lock_;
+    lestash::StatusBoard status_;
+    lestash::SystemdNotifier systemd_;
+    asio::io_context io_;
+    lestash::SyncWorker worker_;
+    std::unique_ptr<lestash::ControlServer> control_;
+    std::unique_ptr<lestash::WalWatcher> watcher_;
+    asio::signal_set signals_;
+    asio::steady_timer watchdog_;
+    std::string last_summary_;
+};
 
 int run_once(const Config& c) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -372,7 +397,7 @@ int main(int argc, char** argv) {
         if (once)
             return run_once(config);
         setup_logging(config);
-        return run_daemon(config, flags, private_postgres ? config.postgres : std::string());
+        return Daemon(config, flags, private_postgres ? config.postgres : std::string()).run();
     } catch (const lestash::ConfigError& e) {
         std::cerr << "lestash-syncd: " << e.what() << "\n";
         return 2;

@@ -72,8 +72,25 @@ class SyncWorker {
     const std::string& database_path() const { return settings_.attach.path; }
 
   private:
+    // The thread's loop: wait, follow requests, run a cycle when one is due.
     void run();
+    std::chrono::steady_clock::time_point next_unasked_cycle();
+    // kLocal when a re-check of an earlier file event is due now.
+    unsigned due_recheck(unsigned bits);
+    // Reload, pause, resume and jobs; returns the request bits they add.
+    unsigned follow_requests(unsigned bits);
+    void apply_reload();
+    void run_jobs();
+    // After a file event: whether another connection committed a change to
+    // push (else a re-check is scheduled).
+    bool local_commit_to_push();
+    void cycle_and_reschedule(unsigned bits);
+    // Answers the jobs left and lets go of the connections.
+    void finish();
     void cycle(const char* why);
+    // A cycle that went through: its line in the log, its counts in status.
+    void record_cycle(const char* why, const PushStats& pushed, const PullStats& pulled, double ms,
+                      bool recovering);
     bool connect();
     void disconnect(const std::string& why);
     void refresh_local_counters();
@@ -102,6 +119,10 @@ class SyncWorker {
     std::atomic<std::int64_t> busy_since_ns_{0};  // 0 while waiting
     std::int64_t data_version_ = -1;
     bool paused_ = false;
+    std::chrono::steady_clock::time_point due_{};  // the next cycle nobody asked for
+    std::chrono::steady_clock::time_point recheck_at_ =
+        std::chrono::steady_clock::time_point::max();
+    std::size_t recheck_round_ = 0;
     Backoff backoff_;
     std::mutex settings_mutex_;
     std::mutex jobs_mutex_;

@@ -152,6 +152,9 @@ class SyncEngine {
     // The change log after `cursor` and the rows it names, in one snapshot.
     ChangesRead read_changes(pqxx::transaction_base& tx, const ChangeLogCursor& cursor);
     PullStats refetch(const std::vector<std::pair<std::string, std::string>>& keys);
+    // One table's report: bucket digests compared, then the rows of the
+    // buckets that differ; rows in `skip` left out.
+    TableVerifyReport verify_table(const TableMapping& m, const std::set<std::string>& skip);
     std::map<std::string, std::string> local_row_hashes(const TableMapping& m,
                                                         const std::set<std::string>& skip);
     // local_canonical_rows one row at a time, holding none of them: verify's

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -67,7 +68,15 @@ class Replica {
   private:
     void install_daemon_objects();
     void ensure_replica_id();
+    // In one transaction: each table's triggers and columns, then the
+    // tables no longer synced forgotten.
     void sync_capture_triggers();
+    // One table: checked against its spec and what was synced before, its
+    // triggers made, its rows queued when it is new.
+    void capture_table(const TableSpec& spec, std::set<std::string>& wanted);
+    // Tables no longer synced: their triggers dropped and their columns
+    // forgotten, so syncing them again later starts with a fresh snapshot.
+    void forget_unsynced_tables(const std::set<std::string>& wanted);
     std::int64_t schema_version();
 
     std::vector<TableSpec> tables_;
