@@ -23,15 +23,13 @@
 
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
+#include "fault_proxy.hpp"
 #include "lestash_sync/common/sqlite.hpp"
 #include "lestash_sync/control/control_client.hpp"
 #include "lestash_sync/replica/outbox.hpp"
 #include "soak.hpp"
 #include "temp_dir.hpp"
 #include "throwaway_postgres.hpp"
-#ifdef LESTASH_SOAK_FAULT_PROXY
-#include "fault_proxy.hpp"
-#endif
 
 namespace lestash::soak {
 namespace {
@@ -183,211 +181,292 @@ std::optional<Expected> read_local(sqlite::Connection& db, const std::string& ke
 }
 
 // Writes like the Le Stash CLI on one replica, only ever editing its own items.
-void app_writer(Run& run, ReplicaSlot& slot) {
-    auto rng = rng_for(run.opt.seed, 100 + static_cast<std::uint64_t>(slot.index));
-    test::AppWriter app(slot.db);
+// The Le Stash CLI on one replica: notes and imports, edits, tags, deletes,
+// sources and sync logs; each write the app was told succeeded goes to the
+// ledger.
+class AppLoad {
+  public:
+    AppLoad(Run& run, ReplicaSlot& slot)
+        : run_(run),
+          slot_(slot),
+          c_(run.counters),
+          rng_(rng_for(run.opt.seed, 100 + static_cast<std::uint64_t>(slot.index))),
+          app_(slot.db) {}
+
+    void run() {
+        while (!stop_writers) {
+            const int roll = static_cast<int>(rng_() % 100);
+            std::string kind, key;
+            try {
+                if (!write(roll, kind, key))
+                    continue;
+                c_.add(c_.ops, kind);
+            } catch (const std::exception& e) {
+                const std::string what = e.what();
+                if (looks_corrupt(what))
+                    c_.fail("the app saw corruption on " + slot_.name + ": " + what);
+                c_.add(c_.failed, kind.empty() ? "app write" : kind);
+                if (!key.empty() && !read_back(key))
+                    return;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng_() % 45));
+        }
+    }
+
+  private:
     struct Own {
         std::int64_t id;
         Expected e;
         bool has_source_id;
     };
-    std::map<std::string, Own> own;
-    std::vector<std::string> live;
-    int n = 0;
-    auto& c = run.counters;
-    auto remove_live = [&](const std::string& key) {
-        live.erase(std::remove(live.begin(), live.end(), key), live.end());
-    };
-    while (!stop_writers) {
-        const int roll = static_cast<int>(rng() % 100);
-        std::string kind, key;
-        try {
-            if (roll < 35 || live.empty()) {
-                const bool natural = rng() % 10 < 7;
-                kind = natural ? "insert (CLI upsert)" : "insert (note, no source_id)";
-                key = slot.name + "-" + std::to_string(n++);
-                test::ItemFields item;
-                if (natural)
-                    item.source_id = key;
-                item.title = key;
-                item.content = key + " " + words(rng, 3 + static_cast<int>(rng() % 20));
-                item.metadata = R"({"soak":true})";
-                Expected e;
-                e.content = item.content;
-                e.track_tags = true;
-                // Known before the write: if it throws, read_local decides.
-                own[key] = Own{0, e, natural};
-                const auto id = natural ? app.upsert_item(item) : app.insert_item(item);
-                own[key].id = id;
-                live.push_back(key);
-                run.ledger.set(key, e);
-            } else if (roll < 55) {
-                key = pick(rng, live);
-                auto& o = own[key];
-                const auto content = key + " " + words(rng, 2 + static_cast<int>(rng() % 30));
-                if (o.has_source_id && rng() % 2) {
-                    kind = "update (CLI re-import)";
-                    test::ItemFields item;
-                    item.source_id = key;
-                    item.title = key;
-                    item.content = content;
-                    item.metadata = R"({"soak":true})";
-                    app.upsert_item(item);
-                } else {
-                    kind = "update (content)";
-                    app.update_content(o.id, content);
-                }
-                o.e.content = content;
-                run.ledger.set(key, o.e);
-            } else if (roll < 70) {
-                kind = "tag add";
-                key = pick(rng, live);
-                auto& o = own[key];
-                const std::string tag = kTags[rng() % std::size(kTags)];
-                app.add_tag(o.id, tag);
-                o.e.tags.insert(tag);
-                run.ledger.set(key, o.e);
-            } else if (roll < 80) {
-                kind = "tag remove";
-                key = pick(rng, live);
-                auto& o = own[key];
-                if (o.e.tags.empty())
-                    continue;
-                auto it = o.e.tags.begin();
-                std::advance(it, static_cast<long>(rng() % o.e.tags.size()));
-                const std::string tag = *it;
-                app.remove_tag(o.id, tag);
-                o.e.tags.erase(tag);
-                run.ledger.set(key, o.e);
-            } else if (roll < 90) {
-                kind = "delete";
-                key = pick(rng, live);
-                app.delete_item(own[key].id);
-                remove_live(key);
-                own[key].e.exists = false;
-                run.ledger.set(key, own[key].e);
-            } else {
-                kind = "sources / sync_log";
-                const std::string source = rng() % 2 ? "bluesky" : "linkedin";
-                app.upsert_source(source, rng() % 2, "2026-11-25T07:00:00");
-                const auto id = app.start_sync_log(source);
-                app.finish_sync_log(id, "completed", static_cast<int>(rng() % 10), 0, std::nullopt);
-            }
-            c.add(c.ops, kind);
-        } catch (const std::exception& e) {
-            const std::string what = e.what();
-            if (looks_corrupt(what))
-                c.fail("the app saw corruption on " + slot.name + ": " + what);
-            c.add(c.failed, kind.empty() ? "app write" : kind);
-            if (!key.empty()) {
-                // Whatever the database holds now is what the app was told.
-                try {
-                    const auto actual = read_local(app.db(), key);
-                    if (!actual) {
-                        remove_live(key);
-                        if (own[key].id == 0) {
-                            own.erase(key);
-                            run.ledger.erase(key);
-                        } else {
-                            own[key].e.exists = false;
-                            run.ledger.set(key, own[key].e);
-                        }
-                    } else {
-                        if (own[key].id == 0) {
-                            own[key].id = app.db().query_int(
-                                "SELECT id FROM items WHERE title = '" + key + "'");
-                            live.push_back(key);
-                        }
-                        own[key].e = *actual;
-                        run.ledger.set(key, *actual);
-                    }
-                } catch (const std::exception& again) {
-                    c.fail("cannot read back item " + key + " on " + slot.name +
-                           " after a failed write: " + again.what());
-                    return;
-                }
-            }
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5 + rng() % 45));
+
+    // One write of the kind `roll` picks; false when there was nothing to do.
+    // `kind` and `key` are set before the write, for the failure path.
+    bool write(int roll, std::string& kind, std::string& key) {
+        if (roll < 35 || live_.empty())
+            insert(kind, key);
+        else if (roll < 55)
+            update(kind, key);
+        else if (roll < 70)
+            add_tag(kind, key);
+        else if (roll < 80)
+            return remove_tag(kind, key);
+        else if (roll < 90)
+            remove(kind, key);
+        else
+            sources(kind);
+        return true;
     }
+
+    void insert(std::string& kind, std::string& key) {
+        const bool natural = rng_() % 10 < 7;
+        kind = natural ? "insert (CLI upsert)" : "insert (note, no source_id)";
+        key = slot_.name + "-" + std::to_string(n_++);
+        test::ItemFields item;
+        if (natural)
+            item.source_id = key;
+        item.title = key;
+        item.content = key + " " + words(rng_, 3 + static_cast<int>(rng_() % 20));
+        item.metadata = R"({"soak":true})";
+        Expected e;
+        e.content = item.content;
+        e.track_tags = true;
+        // Known before the write: if it throws, read_back decides.
+        own_[key] = Own{0, e, natural};
+        const auto id = natural ? app_.upsert_item(item) : app_.insert_item(item);
+        own_[key].id = id;
+        live_.push_back(key);
+        run_.ledger.set(key, e);
+    }
+
+    void update(std::string& kind, std::string& key) {
+        key = pick(rng_, live_);
+        auto& o = own_[key];
+        const auto content = key + " " + words(rng_, 2 + static_cast<int>(rng_() % 30));
+        if (o.has_source_id && rng_() % 2) {
+            kind = "update (CLI re-import)";
+            test::ItemFields item;
+            item.source_id = key;
+            item.title = key;
+            item.content = content;
+            item.metadata = R"({"soak":true})";
+            app_.upsert_item(item);
+        } else {
+            kind = "update (content)";
+            app_.update_content(o.id, content);
+        }
+        o.e.content = content;
+        run_.ledger.set(key, o.e);
+    }
+
+    void add_tag(std::string& kind, std::string& key) {
+        kind = "tag add";
+        key = pick(rng_, live_);
+        auto& o = own_[key];
+        const std::string tag = kTags[rng_() % std::size(kTags)];
+        app_.add_tag(o.id, tag);
+        o.e.tags.insert(tag);
+        run_.ledger.set(key, o.e);
+    }
+
+    bool remove_tag(std::string& kind, std::string& key) {
+        kind = "tag remove";
+        key = pick(rng_, live_);
+        auto& o = own_[key];
+        if (o.e.tags.empty())
+            return false;
+        auto it = o.e.tags.begin();
+        std::advance(it, static_cast<long>(rng_() % o.e.tags.size()));
+        const std::string tag = *it;
+        app_.remove_tag(o.id, tag);
+        o.e.tags.erase(tag);
+        run_.ledger.set(key, o.e);
+        return true;
+    }
+
+    void remove(std::string& kind, std::string& key) {
+        kind = "delete";
+        key = pick(rng_, live_);
+        app_.delete_item(own_[key].id);
+        forget_live(key);
+        own_[key].e.exists = false;
+        run_.ledger.set(key, own_[key].e);
+    }
+
+    void sources(std::string& kind) {
+        kind = "sources / sync_log";
+        const std::string source = rng_() % 2 ? "bluesky" : "linkedin";
+        app_.upsert_source(source, rng_() % 2, "2026-11-25T07:00:00");
+        const auto id = app_.start_sync_log(source);
+        app_.finish_sync_log(id, "completed", static_cast<int>(rng_() % 10), 0, std::nullopt);
+    }
+
+    // After a failed write: whatever the database holds now is what the app
+    // was told. False when even that cannot be read.
+    bool read_back(const std::string& key) {
+        try {
+            const auto actual = read_local(app_.db(), key);
+            if (!actual) {
+                forget_live(key);
+                if (own_[key].id == 0) {
+                    own_.erase(key);
+                    run_.ledger.erase(key);
+                } else {
+                    own_[key].e.exists = false;
+                    run_.ledger.set(key, own_[key].e);
+                }
+                return true;
+            }
+            if (own_[key].id == 0) {
+                own_[key].id =
+                    app_.db().query_int("SELECT id FROM items WHERE title = '" + key + "'");
+                live_.push_back(key);
+            }
+            own_[key].e = *actual;
+            run_.ledger.set(key, *actual);
+            return true;
+        } catch (const std::exception& again) {
+            c_.fail("cannot read back item " + key + " on " + slot_.name +
+                    " after a failed write: " + again.what());
+            return false;
+        }
+    }
+
+    void forget_live(const std::string& key) {
+        live_.erase(std::remove(live_.begin(), live_.end(), key), live_.end());
+    }
+
+    Run& run_;
+    ReplicaSlot& slot_;
+    Counters& c_;
+    std::mt19937_64 rng_;
+    test::AppWriter app_;
+    std::map<std::string, Own> own_;
+    std::vector<std::string> live_;
+    int n_ = 0;
+};
+
+void app_writer(Run& run, ReplicaSlot& slot) {
+    AppLoad(run, slot).run();
 }
 
 // Writes straight into Postgres over libpq, as psql or another tool would.
-void pg_writer(Run& run) {
-    auto rng = rng_for(run.opt.seed, 200);
-    auto& c = run.counters;
-    std::unique_ptr<pqxx::connection> conn;
-    std::map<std::string, Expected> own;
-    std::vector<std::string> live;
-    int n = 0;
-    while (!stop_writers) {
-        std::string kind, key;
-        try {
-            if (!conn)
-                conn = std::make_unique<pqxx::connection>(run.admin_conninfo);
-            const int roll = static_cast<int>(rng() % 100);
-            pqxx::work tx(*conn);
-            if (roll < 50 || live.empty()) {
-                kind = "insert (Postgres, libpq)";
-                key = "pg-" + std::to_string(n++);
-                Expected e;
-                e.content = key + " " + words(rng, 3 + static_cast<int>(rng() % 20));
-                own[key] = e;
-                live.push_back(key);
-                tx.exec_params(
-                    "INSERT INTO lestash.items (id, source_type, source_id, title, content) "
-                    "VALUES (gen_random_uuid(), 'psql', $1, $1, $2)",
-                    key, e.content);
-            } else if (roll < 85) {
-                kind = "update (Postgres, libpq)";
-                key = pick(rng, live);
-                own[key].content = key + " " + words(rng, 2 + static_cast<int>(rng() % 30));
-                tx.exec_params("UPDATE lestash.items SET content = $2 WHERE title = $1", key,
-                               own[key].content);
-            } else {
-                kind = "delete (Postgres, libpq)";
-                key = pick(rng, live);
-                own[key].exists = false;
-                live.erase(std::remove(live.begin(), live.end(), key), live.end());
-                tx.exec_params("DELETE FROM lestash.items WHERE title = $1", key);
+class PostgresLoad {
+  public:
+    explicit PostgresLoad(Run& run)
+        : run_(run), c_(run.counters), rng_(rng_for(run.opt.seed, 200)) {}
+
+    void run() {
+        while (!stop_writers) {
+            std::string kind, key;
+            try {
+                if (!conn_)
+                    conn_ = std::make_unique<pqxx::connection>(run_.admin_conninfo);
+                const int roll = static_cast<int>(rng_() % 100);
+                pqxx::work tx(*conn_);
+                write(tx, roll, kind, key);
+                tx.commit();
+                run_.ledger.set(key, own_[key]);
+                c_.add(c_.ops, kind);
+            } catch (const std::exception& e) {
+                c_.add(c_.failed, kind.empty() ? "Postgres connect" : kind);
+                conn_.reset();
+                settle(key);
+                std::this_thread::sleep_for(100ms);
             }
-            tx.commit();
-            run.ledger.set(key, own[key]);
-            c.add(c.ops, kind);
-        } catch (const std::exception& e) {
-            c.add(c.failed, kind.empty() ? "Postgres connect" : kind);
-            conn.reset();
-            // Committed or not: ask Postgres once it is back.
-            while (!key.empty() && !stop_writers) {
-                try {
-                    conn = std::make_unique<pqxx::connection>(run.admin_conninfo);
-                    pqxx::read_transaction tx(*conn);
-                    const auto r =
-                        tx.exec_params("SELECT content FROM lestash.items WHERE title = $1", key);
-                    live.erase(std::remove(live.begin(), live.end(), key), live.end());
-                    if (r.empty()) {
-                        own[key].exists = false;
-                    } else {
-                        own[key].exists = true;
-                        own[key].content = r[0][0].as<std::string>();
-                        live.push_back(key);
-                    }
-                    run.ledger.set(key, own[key]);
-                    break;
-                } catch (const std::exception&) {
-                    conn.reset();
-                    std::this_thread::sleep_for(200ms);
-                }
-            }
-            if (!key.empty() && stop_writers && !conn) {
-                // Never settled: leave it out of the ledger rather than guess.
-                run.ledger.erase(key);
-                c.add(c.failed, "Postgres write left unsettled (not counted)");
-            }
-            std::this_thread::sleep_for(100ms);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng_() % 80));
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(20 + rng() % 80));
     }
+
+  private:
+    void write(pqxx::work& tx, int roll, std::string& kind, std::string& key) {
+        if (roll < 50 || live_.empty()) {
+            kind = "insert (Postgres, libpq)";
+            key = "pg-" + std::to_string(n_++);
+            Expected e;
+            e.content = key + " " + words(rng_, 3 + static_cast<int>(rng_() % 20));
+            own_[key] = e;
+            live_.push_back(key);
+            tx.exec_params(
+                "INSERT INTO lestash.items (id, source_type, source_id, title, content) "
+                "VALUES (gen_random_uuid(), 'psql', $1, $1, $2)",
+                key, e.content);
+        } else if (roll < 85) {
+            kind = "update (Postgres, libpq)";
+            key = pick(rng_, live_);
+            own_[key].content = key + " " + words(rng_, 2 + static_cast<int>(rng_() % 30));
+            tx.exec_params("UPDATE lestash.items SET content = $2 WHERE title = $1", key,
+                           own_[key].content);
+        } else {
+            kind = "delete (Postgres, libpq)";
+            key = pick(rng_, live_);
+            own_[key].exists = false;
+            live_.erase(std::remove(live_.begin(), live_.end(), key), live_.end());
+            tx.exec_params("DELETE FROM lestash.items WHERE title = $1", key);
+        }
+    }
+
+    // After a failed write, committed or not: ask Postgres once it is back.
+    void settle(const std::string& key) {
+        while (!key.empty() && !stop_writers) {
+            try {
+                conn_ = std::make_unique<pqxx::connection>(run_.admin_conninfo);
+                pqxx::read_transaction tx(*conn_);
+                const auto r =
+                    tx.exec_params("SELECT content FROM lestash.items WHERE title = $1", key);
+                live_.erase(std::remove(live_.begin(), live_.end(), key), live_.end());
+                if (r.empty()) {
+                    own_[key].exists = false;
+                } else {
+                    own_[key].exists = true;
+                    own_[key].content = r[0][0].as<std::string>();
+                    live_.push_back(key);
+                }
+                run_.ledger.set(key, own_[key]);
+                return;
+            } catch (const std::exception&) {
+                conn_.reset();
+                std::this_thread::sleep_for(200ms);
+            }
+        }
+        if (!key.empty() && stop_writers && !conn_) {
+            // Never settled: leave it out of the ledger rather than guess.
+            run_.ledger.erase(key);
+            c_.add(c_.failed, "Postgres write left unsettled (not counted)");
+        }
+    }
+
+    Run& run_;
+    Counters& c_;
+    std::mt19937_64 rng_;
+    std::unique_ptr<pqxx::connection> conn_;
+    std::map<std::string, Expected> own_;
+    std::vector<std::string> live_;
+    int n_ = 0;
+};
+
+void pg_writer(Run& run) {
+    PostgresLoad(run).run();
 }
 
 // ---------------------------------------------------------------- crash loop
@@ -483,70 +562,76 @@ void crash_loop(Run& run, ReplicaSlot& slot) {
 
 // ---------------------------------------------------------------- faults
 
+// The app holds the write lock for seconds (longer than any batch of the
+// daemon), within its own 5 s busy timeout.
+void hold_write_lock(Run& run, std::mt19937_64& rng, int& n) {
+    auto& c = run.counters;
+    auto& slot = *run.replicas[rng() % run.replicas.size()];
+    const auto hold = ms(uniform(rng, 1.0, 3.5));
+    std::vector<std::pair<std::string, Expected>> written;
+    try {
+        sqlite::Connection db(slot.db, SQLITE_OPEN_READWRITE);
+        sqlite3_busy_timeout(db.handle(), 5000);
+        db.exec("PRAGMA foreign_keys = ON");
+        db.exec("BEGIN IMMEDIATE");
+        event("long write transaction on " + slot.name);
+        const int rows = 1 + static_cast<int>(rng() % 3);
+        for (int i = 0; i < rows; ++i) {
+            const std::string key = "lt-" + slot.name + "-" + std::to_string(n++);
+            Expected e;
+            e.content = key + " " + words(rng, 5) + " written in a long transaction";
+            e.track_tags = true;
+            sqlite::Statement st(
+                db, "INSERT INTO items (source_type, title, content) VALUES ('note', ?, ?)");
+            st.bind_all(key, e.content).run();
+            written.emplace_back(key, e);
+        }
+        std::this_thread::sleep_for(hold);
+        db.exec("COMMIT");
+        for (const auto& [key, e] : written) run.ledger.set(key, e);
+        c.add(c.sqlite, "app write transaction held 1-3.5 s");
+        c.add(c.ops, "insert (long transaction)", static_cast<std::int64_t>(written.size()));
+    } catch (const std::exception& e) {
+        if (looks_corrupt(e.what()))
+            c.fail("the app saw corruption on " + slot.name + ": " + e.what());
+        c.add(c.failed, "long transaction");
+    }
+}
+
+// The daemon's files may not grow past a quota for a while.
+void file_size_quota(Run& run, std::mt19937_64& rng) {
+    auto& c = run.counters;
+    auto& slot = *run.replicas[1 + rng() % (run.replicas.size() - 1)];
+    const pid_t pid = slot.pid();
+    if (pid <= 0)
+        return;
+    // Below the database file's size: the next WAL frames written
+    // past it (the WAL restarts from its start) fail with EFBIG.
+    const auto base = file_size(slot.db);
+    rlimit lim{};
+    lim.rlim_cur = std::max<rlim_t>(
+        65536, static_cast<rlim_t>(static_cast<double>(base) * uniform(rng, 0.3, 1.0)));
+    lim.rlim_max = RLIM_INFINITY;
+    if (::prlimit(pid, RLIMIT_FSIZE, &lim, nullptr) != 0)
+        return;  // it just exited
+    c.add(c.sqlite, "file size quota (RLIMIT_FSIZE) on a daemon");
+    event("quota on " + slot.name + "'s daemon: files up to " + std::to_string(lim.rlim_cur) +
+          " bytes");
+    nap(ms(uniform(rng, 2, 6)), stop_faults);
+    lim.rlim_cur = RLIM_INFINITY;
+    ::prlimit(pid, RLIMIT_FSIZE, &lim, nullptr);
+    event("quota on " + slot.name + "'s daemon lifted");
+}
+
 void sqlite_faults(Run& run) {
     auto rng = rng_for(run.opt.seed, 400);
-    auto& c = run.counters;
     int n = 0;
     while (nap(ms(uniform(rng, 3, 10)), stop_faults)) {
         const bool quota = run.replicas.size() > 1 && rng() % 2;
-        if (!quota) {
-            // The app holds the write lock for seconds (longer than any
-            // batch of the daemon), within its own 5 s busy timeout.
-            auto& slot = *run.replicas[rng() % run.replicas.size()];
-            const auto hold = ms(uniform(rng, 1.0, 3.5));
-            std::vector<std::pair<std::string, Expected>> written;
-            try {
-                sqlite::Connection db(slot.db, SQLITE_OPEN_READWRITE);
-                sqlite3_busy_timeout(db.handle(), 5000);
-                db.exec("PRAGMA foreign_keys = ON");
-                db.exec("BEGIN IMMEDIATE");
-                event("long write transaction on " + slot.name);
-                const int rows = 1 + static_cast<int>(rng() % 3);
-                for (int i = 0; i < rows; ++i) {
-                    const std::string key = "lt-" + slot.name + "-" + std::to_string(n++);
-                    Expected e;
-                    e.content = key + " " + words(rng, 5) + " written in a long transaction";
-                    e.track_tags = true;
-                    sqlite::Statement st(
-                        db,
-                        "INSERT INTO items (source_type, title, content) VALUES ('note', ?, ?)");
-                    st.bind_all(key, e.content).run();
-                    written.emplace_back(key, e);
-                }
-                std::this_thread::sleep_for(hold);
-                db.exec("COMMIT");
-                for (const auto& [key, e] : written) run.ledger.set(key, e);
-                c.add(c.sqlite, "app write transaction held 1-3.5 s");
-                c.add(c.ops, "insert (long transaction)",
-                      static_cast<std::int64_t>(written.size()));
-            } catch (const std::exception& e) {
-                if (looks_corrupt(e.what()))
-                    c.fail("the app saw corruption on " + slot.name + ": " + e.what());
-                c.add(c.failed, "long transaction");
-            }
-        } else {
-            // The daemon's files may not grow past a quota for a while.
-            auto& slot = *run.replicas[1 + rng() % (run.replicas.size() - 1)];
-            const pid_t pid = slot.pid();
-            if (pid <= 0)
-                continue;
-            // Below the database file's size: the next WAL frames written
-            // past it (the WAL restarts from its start) fail with EFBIG.
-            const auto base = file_size(slot.db);
-            rlimit lim{};
-            lim.rlim_cur = std::max<rlim_t>(
-                65536, static_cast<rlim_t>(static_cast<double>(base) * uniform(rng, 0.3, 1.0)));
-            lim.rlim_max = RLIM_INFINITY;
-            if (::prlimit(pid, RLIMIT_FSIZE, &lim, nullptr) != 0)
-                continue;  // it just exited
-            c.add(c.sqlite, "file size quota (RLIMIT_FSIZE) on a daemon");
-            event("quota on " + slot.name + "'s daemon: files up to " +
-                  std::to_string(lim.rlim_cur) + " bytes");
-            nap(ms(uniform(rng, 2, 6)), stop_faults);
-            lim.rlim_cur = RLIM_INFINITY;
-            ::prlimit(pid, RLIMIT_FSIZE, &lim, nullptr);
-            event("quota on " + slot.name + "'s daemon lifted");
-        }
+        if (quota)
+            file_size_quota(run, rng);
+        else
+            hold_write_lock(run, rng, n);
     }
     ++faults_stopped;
 }
@@ -579,7 +664,6 @@ void postgres_restarts(Run& run) {
     linger();
 }
 
-#ifdef LESTASH_SOAK_FAULT_PROXY
 void network_faults(Run& run, test::FaultProxy& proxy) {
     auto rng = rng_for(run.opt.seed, 600);
     auto& c = run.counters;
@@ -618,7 +702,6 @@ void network_faults(Run& run, test::FaultProxy& proxy) {
     proxy.set_down(false);
     ++faults_stopped;
 }
-#endif
 
 // ---------------------------------------------------------------- sampling
 
@@ -776,48 +859,40 @@ std::string migrate_cmd(const LocalPostgres& pg, const std::string& db) {
            " -f \"$f\" || exit 1; done";
 }
 
-int run_soak(Options opt) {
-    Run run;
-    run.opt = opt;
-    auto& c = run.counters;
-    std::cout << "lestash-soak: seed " << opt.seed << ", " << opt.duration_s << " s, "
-              << opt.replicas << " replicas, "
-              << (opt.kills ? "a kill every ~" + std::to_string(opt.kill_interval_s) + " s"
-                            : std::string("no kills"))
-              << std::endl;
+// What the final checks found, for the report.
+struct Findings {
+    double load_seconds = 0, converge_seconds = 0;
+    int diverged = 0, integrity_failures = 0;
+    std::size_t keys = 0;
+    LedgerResult ledger;
+    std::int64_t max_outbox = 0, peak_rss = 0;
+    double max_lag = 0;
+    std::vector<std::int64_t> final_outbox, final_rss;
+};
 
-    test::TempDir temp;
-    const fs::path dir = opt.keep_dir.empty() ? temp.path() : fs::path(opt.keep_dir);
-    fs::create_directories(dir);
-    std::cout << "logs and databases in " << dir.string()
-              << (opt.keep_dir.empty() ? " (removed at the end)" : "") << std::endl;
-
-    test::ThrowawayPostgres pg;
+// A throwaway Postgres with the migrations and the daemons' login role;
+// returns the daemons' conninfo, through a fault proxy when asked for one.
+std::string start_upstream(Run& run, test::ThrowawayPostgres& pg,
+                           std::unique_ptr<test::FaultProxy>& proxy) {
     run.pg = &pg;
     const auto dbname = pg.create_database("soak");
     if (const auto m = test::run_command(migrate_cmd(pg, dbname)); m.status != 0)
         throw std::runtime_error("migrations failed:\n" + m.output);
     pg.exec("CREATE ROLE lestash_soak LOGIN PASSWORD 'soak-pw' IN ROLE lestash_sync");
     run.admin_conninfo = pg.conninfo(dbname);
-
-    std::string daemon_conninfo = pg.conninfo_as("lestash_soak", "soak-pw", dbname);
-#ifdef LESTASH_SOAK_FAULT_PROXY
-    std::unique_ptr<test::FaultProxy> proxy;
-    if (opt.network_faults) {
-        proxy = std::make_unique<test::FaultProxy>("127.0.0.1",
-                                                   static_cast<std::uint16_t>(pg.port()), opt.seed);
-        daemon_conninfo = proxy->host_port_conninfo() + " dbname=" + dbname +
-                          " user=lestash_soak password=soak-pw";
+    std::string conninfo = pg.conninfo_as("lestash_soak", "soak-pw", dbname);
+    if (run.opt.network_faults) {
+        proxy = std::make_unique<test::FaultProxy>(
+            "127.0.0.1", static_cast<std::uint16_t>(pg.port()), run.opt.seed);
+        conninfo = proxy->host_port_conninfo() + " dbname=" + dbname +
+                   " user=lestash_soak password=soak-pw";
     }
-#else
-    if (opt.network_faults)
-        std::cout << "network faults: not built (tests/support/fault_proxy.cpp missing)"
-                  << std::endl;
-    opt.network_faults = false;
-#endif
-    daemon_conninfo += " connect_timeout=5";
+    return conninfo + " connect_timeout=5";
+}
 
-    for (int i = 0; i < opt.replicas; ++i) {
+// A daemon per replica on a fresh v11 database, each through its first cycle.
+void start_replicas(Run& run, const fs::path& dir, const std::string& conninfo) {
+    for (int i = 0; i < run.opt.replicas; ++i) {
         auto slot = std::make_unique<ReplicaSlot>();
         slot->index = i;
         slot->name = std::string(1, static_cast<char>('a' + i));
@@ -827,9 +902,8 @@ int run_soak(Options opt) {
         slot->config = (dir / (slot->name + ".toml")).string();
         test::create_lestash_db(slot->db, 11);
         std::ofstream(slot->config) << "[sync]\nmax_backoff_seconds = 5\n";
-        slot->args = {"--config",   slot->config,    "--db",        slot->db,
-                      "--postgres", daemon_conninfo, "--socket",    slot->sock,
-                      "--replica",  slot->name,      "--log-level", "debug"};
+        slot->args = {"--config", slot->config, "--db",      slot->db,   "--postgres",  conninfo,
+                      "--socket", slot->sock,   "--replica", slot->name, "--log-level", "debug"};
         {
             std::lock_guard lock(slot->mutex);
             slot->start();
@@ -850,9 +924,14 @@ int run_soak(Options opt) {
                 120s))
             throw std::runtime_error(slot->name + "'s daemon did not start; its log:\n" +
                                      read_from(slot->log, 0));
+}
 
-    // Load and faults.
-    std::vector<std::thread> writers, faults;
+// The writers and the fault threads for the run's duration; returns once
+// the faults have cleaned up and the writers have stopped. The sampler
+// keeps going (it is in `faults`, stopped by stop_sampling).
+double run_load(Run& run, test::FaultProxy* proxy, std::vector<std::thread>& writers,
+                std::vector<std::thread>& faults) {
+    auto& c = run.counters;
     enum Kind { writer, fault, keeper };
     auto guarded = [&](const char* what, auto fn, Kind kind = fault) {
         return [&c, what, fn, kind] {
@@ -867,18 +946,6 @@ int run_soak(Options opt) {
             }
         };
     };
-    // Whatever happens from here, every thread is joined before the
-    // daemons and the server go.
-    struct Joiner {
-        std::vector<std::thread>* lists[2];
-        ~Joiner() {
-            stop_writers = stop_faults = stop_sampling = all_done = true;
-            for (auto* l : lists)
-                for (auto& t : *l)
-                    if (t.joinable())
-                        t.join();
-        }
-    } joiner{{&writers, &faults}};
     for (auto& slot : run.replicas)
         writers.emplace_back(guarded(
             "an app writer", [&run, s = slot.get()] { app_writer(run, *s); }, writer));
@@ -887,19 +954,17 @@ int run_soak(Options opt) {
     faults.emplace_back(guarded(
         "the sampler", [&run] { sampler(run); }, keeper));
     run.started = t0 = Clock::now();
-    if (opt.kills)
+    if (run.opt.kills)
         faults.emplace_back(
             guarded("the crash loop", [&run] { crash_loop(run, *run.replicas[0]); }));
-    if (opt.sqlite_faults)
+    if (run.opt.sqlite_faults)
         faults.emplace_back(guarded("the SQLite faults", [&run] { sqlite_faults(run); }));
-    if (opt.pg_restarts)
+    if (run.opt.pg_restarts)
         faults.emplace_back(guarded("the Postgres restarts", [&run] { postgres_restarts(run); }));
-#ifdef LESTASH_SOAK_FAULT_PROXY
     if (proxy)
         faults.emplace_back(
-            guarded("the network faults", [&run, p = proxy.get()] { network_faults(run, *p); }));
-#endif
-    const auto load_end = run.started + std::chrono::seconds(opt.duration_s);
+            guarded("the network faults", [&run, proxy] { network_faults(run, *proxy); }));
+    const auto load_end = run.started + std::chrono::seconds(run.opt.duration_s);
     while (Clock::now() < load_end) {
         std::this_thread::sleep_for(std::min<Clock::duration>(10s, load_end - Clock::now()));
         const auto t = std::chrono::duration<double>(Clock::now() - run.started).count();
@@ -914,12 +979,14 @@ int run_soak(Options opt) {
     while (faults_stopped < fault_threads) std::this_thread::sleep_for(50ms);
     stop_writers = true;
     for (auto& t : writers) t.join();
-    const double load_seconds = std::chrono::duration<double>(Clock::now() - run.started).count();
+    return std::chrono::duration<double>(Clock::now() - run.started).count();
+}
 
-    // Convergence: every daemon catches up and verify finds nothing.
+// Convergence: every daemon catches up and verify finds nothing.
+void converge(Run& run, Findings& f) {
     std::cout << "load over; waiting for the replicas to converge" << std::endl;
     const auto conv_start = Clock::now();
-    const auto deadline = conv_start + std::chrono::seconds(opt.converge_deadline_s);
+    const auto deadline = conv_start + std::chrono::seconds(run.opt.converge_deadline_s);
     std::vector<nlohmann::json> verify(run.replicas.size());
     std::string last_problem;
     bool converged = false;
@@ -946,56 +1013,56 @@ int run_soak(Options opt) {
         if (!converged)
             std::this_thread::sleep_for(1s);
     }
-    const double converge_seconds =
-        std::chrono::duration<double>(Clock::now() - conv_start).count();
-    int diverged = 0;
-    if (!converged) {
-        c.fail("the replicas did not converge within " + std::to_string(opt.converge_deadline_s) +
-               " s: " + last_problem);
-    }
+    f.converge_seconds = std::chrono::duration<double>(Clock::now() - conv_start).count();
+    if (!converged)
+        run.counters.fail("the replicas did not converge within " +
+                          std::to_string(run.opt.converge_deadline_s) + " s: " + last_problem);
     for (size_t i = 0; i < verify.size(); ++i)
         if (!verify[i].is_object() || !verify[i].value("matches", false))
-            ++diverged;
+            ++f.diverged;
+}
 
-    // Memory once the load is over, against the middle of the run.
-    std::vector<std::int64_t> final_rss;
+// Memory once the load is over, against the middle of the run; outboxes
+// empty.
+void check_memory_and_outboxes(Run& run, Findings& f) {
+    auto& c = run.counters;
     for (auto& slot : run.replicas) {
         const pid_t pid = slot->pid();
-        final_rss.push_back(pid > 0 ? rss_kb(pid) : -1);
+        f.final_rss.push_back(pid > 0 ? rss_kb(pid) : -1);
     }
-    std::int64_t max_outbox = 0, peak_rss = 0;
-    double max_lag = 0;
-    std::vector<std::int64_t> final_outbox;
     for (const auto& s : run.samples)
         for (size_t i = 0; i < s.outbox.size(); ++i) {
-            max_outbox = std::max(max_outbox, s.outbox[i]);
-            max_lag = std::max(max_lag, s.lag_s[i]);
-            peak_rss = std::max(peak_rss, s.rss_kb[i]);
+            f.max_outbox = std::max(f.max_outbox, s.outbox[i]);
+            f.max_lag = std::max(f.max_lag, s.lag_s[i]);
+            f.peak_rss = std::max(f.peak_rss, s.rss_kb[i]);
         }
-    for (auto& slot : run.replicas) final_outbox.push_back(outbox(slot->db).first);
+    for (auto& slot : run.replicas) f.final_outbox.push_back(outbox(slot->db).first);
     // A, when killed, restarts too often to tell.
     for (size_t i = run.opt.kills ? 1 : 0; i < run.replicas.size(); ++i) {
         std::vector<std::int64_t> mid;
         for (size_t k = run.samples.size() / 4; k < run.samples.size() * 3 / 4; ++k)
             if (run.samples[k].rss_kb[i] > 0)
                 mid.push_back(run.samples[k].rss_kb[i]);
-        if (mid.empty() || final_rss[i] <= 0)
+        if (mid.empty() || f.final_rss[i] <= 0)
             continue;
         std::nth_element(mid.begin(), mid.begin() + static_cast<long>(mid.size() / 2), mid.end());
         const auto median = mid[mid.size() / 2];
-        if (final_rss[i] > 4 * median + 65536)
+        if (f.final_rss[i] > 4 * median + 65536)
             c.fail(run.replicas[i]->name +
-                   "'s daemon kept growing: " + std::to_string(final_rss[i]) + " kB at the end, " +
-                   std::to_string(median) + " kB (median) mid-run");
+                   "'s daemon kept growing: " + std::to_string(f.final_rss[i]) +
+                   " kB at the end, " + std::to_string(median) + " kB (median) mid-run");
     }
-    for (size_t i = 0; i < final_outbox.size(); ++i)
-        if (final_outbox[i] != 0)
+    for (size_t i = 0; i < f.final_outbox.size(); ++i)
+        if (f.final_outbox[i] != 0)
             c.fail(run.replicas[i]->name + "'s outbox still holds " +
-                   std::to_string(final_outbox[i]) + " changes");
+                   std::to_string(f.final_outbox[i]) + " changes");
+}
 
-    // Every acknowledged write, exactly once, everywhere.
+// Every acknowledged write, exactly once, everywhere.
+void check_ledger(Run& run, Findings& f) {
     const auto ledger = run.ledger.snapshot();
-    LedgerResult lr;
+    f.keys = ledger.size();
+    auto& lr = f.ledger;
     {
         std::lock_guard lock(run.pg_mutex);
         compare(ledger, read_postgres(run.admin_conninfo), "Postgres", lr);
@@ -1007,14 +1074,17 @@ int run_soak(Options opt) {
         if (lr.lost + lr.duplicated + lr.wrong + lr.resurrected != before)
             ++ledger_diverged;
     }
-    diverged = std::max(diverged, ledger_diverged);
+    f.diverged = std::max(f.diverged, ledger_diverged);
     if (lr.lost + lr.duplicated + lr.wrong + lr.resurrected > 0) {
         std::string ex;
         for (const auto& e : lr.examples) ex += "\n    " + e;
-        c.fail("acknowledged writes not found exactly once as written:" + ex);
+        run.counters.fail("acknowledged writes not found exactly once as written:" + ex);
     }
+}
 
-    // Clean stop, then the files as the app would open them.
+// Clean stop, then the files as the app would open them.
+void stop_and_check_files(Run& run, Findings& f) {
+    auto& c = run.counters;
     stop_sampling = true;
     std::this_thread::sleep_for(ms(run.opt.sample_interval_s) + 100ms);
     for (auto& slot : run.replicas) {
@@ -1024,30 +1094,26 @@ int run_soak(Options opt) {
             c.fail(slot->name + "'s daemon exited with status " + std::to_string(status) +
                    " on SIGTERM; its log ends:\n" + tail(slot->daemon->log(), 20));
     }
-    int integrity_failures = 0;
     for (auto& slot : run.replicas) {
         try {
             sqlite::Connection db(slot->db, SQLITE_OPEN_READWRITE);
             sqlite3_busy_timeout(db.handle(), 5000);
             const auto ic = db.query_text("PRAGMA integrity_check");
             if (ic != "ok") {
-                ++integrity_failures;
+                ++f.integrity_failures;
                 c.fail(slot->name + ": PRAGMA integrity_check says " + ic.value_or("nothing"));
             }
             db.exec("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')");
         } catch (const std::exception& e) {
-            ++integrity_failures;
+            ++f.integrity_failures;
             c.fail(slot->name + ": integrity check failed: " + e.what());
         }
     }
+}
 
-    std::int64_t ops_total = 0, kills_total = 0, net_total = 0, pg_total = 0, sq_total = 0,
-                 failed_total = 0;
-    const auto ops_s = join(c.ops, &ops_total);
-    const auto kills_s = join(c.kills, &kills_total);
-    const auto steps_s = join(c.kill_steps);
-    std::map<std::string, std::int64_t> net = c.net;
-#ifdef LESTASH_SOAK_FAULT_PROXY
+// The network faults, with the proxy's own counts when there is one.
+std::map<std::string, std::int64_t> network_counts(const Run& run, test::FaultProxy* proxy) {
+    std::map<std::string, std::int64_t> net = run.counters.net;
     if (proxy) {
         const auto st = proxy->stats();
         net["proxy connections"] = static_cast<std::int64_t>(st.connections);
@@ -1055,7 +1121,24 @@ int run_soak(Options opt) {
         net["proxy stalls (all kinds)"] = static_cast<std::int64_t>(st.stalls);
         net["proxy refusals"] = static_cast<std::int64_t>(st.refused);
     }
-#endif
+    return net;
+}
+
+std::string slash_list(const std::vector<std::int64_t>& values, std::int64_t divisor = 1) {
+    std::string s;
+    for (auto v : values) s += (s.empty() ? "" : "/") + std::to_string(v / divisor);
+    return s;
+}
+
+void print_report(Run& run, const Findings& f, const std::map<std::string, std::int64_t>& net) {
+    auto& c = run.counters;
+    const auto& opt = run.opt;
+    const auto& lr = f.ledger;
+    std::int64_t ops_total = 0, kills_total = 0, net_total = 0, pg_total = 0, sq_total = 0,
+                 failed_total = 0;
+    const auto ops_s = join(c.ops, &ops_total);
+    const auto kills_s = join(c.kills, &kills_total);
+    const auto steps_s = join(c.kill_steps);
     const auto net_s = join(net);
     join(c.net, &net_total);
     const auto pg_s = join(c.pg, &pg_total);
@@ -1070,83 +1153,127 @@ int run_soak(Options opt) {
     char buf[64];
     std::cout << "\n=== lestash-soak report (seed " << opt.seed << ") ===\n";
     row("load / convergence",
-        (std::snprintf(buf, sizeof buf, "%.0f s / %.1f s", load_seconds, converge_seconds), buf));
+        (std::snprintf(buf, sizeof buf, "%.0f s / %.1f s", f.load_seconds, f.converge_seconds),
+         buf));
     row("replicas", std::to_string(opt.replicas));
     row("operations acknowledged", std::to_string(ops_total) + " (" + ops_s + ")");
     row("operations refused", std::to_string(failed_total) + " (" + failed_s + ")");
-    row("keys tracked", std::to_string(ledger.size()));
+    row("keys tracked", std::to_string(f.keys));
     row("kills of A (SIGKILL)", std::to_string(kills_total) + " (by phase: " + kills_s + ")");
     row("  by last logged step", steps_s);
     row("network faults", opt.network_faults ? std::to_string(net_total) + " (" + net_s + ")"
-                                             : "off (no fault proxy in this build)");
+                                             : "off (--no-network-faults)");
     row("Postgres restarts", std::to_string(pg_total) + " (" + pg_s + ")");
     row("SQLite faults", std::to_string(sq_total) + " (" + sq_s + ")");
     row("rows lost", std::to_string(lr.lost));
     row("rows duplicated", std::to_string(lr.duplicated));
     row("rows with wrong values", std::to_string(lr.wrong));
     row("deleted rows back", std::to_string(lr.resurrected));
-    row("replicas diverged", std::to_string(diverged));
-    row("integrity / FTS5 failures", std::to_string(integrity_failures));
-    row(
-        "max outbox depth", std::to_string(max_outbox) + " (final " + [&] {
-            std::string s;
-            for (auto v : final_outbox) s += (s.empty() ? "" : "/") + std::to_string(v);
-            return s;
-        }() + ")");
-    row("max lag", (std::snprintf(buf, sizeof buf, "%.1f s", max_lag), buf));
-    row(
-        "peak RSS", std::to_string(peak_rss / 1024) + " MiB (at the end: " + [&] {
-            std::string s;
-            for (auto v : final_rss) s += (s.empty() ? "" : "/") + std::to_string(v / 1024);
-            return s;
-        }() + " MiB)");
+    row("replicas diverged", std::to_string(f.diverged));
+    row("integrity / FTS5 failures", std::to_string(f.integrity_failures));
+    row("max outbox depth",
+        std::to_string(f.max_outbox) + " (final " + slash_list(f.final_outbox) + ")");
+    row("max lag", (std::snprintf(buf, sizeof buf, "%.1f s", f.max_lag), buf));
+    row("peak RSS", std::to_string(f.peak_rss / 1024) +
+                        " MiB (at the end: " + slash_list(f.final_rss, 1024) + " MiB)");
     row("daemon restarts", std::to_string(restarts));
     row("samples", std::to_string(run.samples.size()));
     std::cout << std::flush;
+}
 
-    if (!opt.report_json.empty()) {
-        nlohmann::json j = {{"seed", opt.seed},
-                            {"duration_s", opt.duration_s},
-                            {"load_seconds", load_seconds},
-                            {"converge_seconds", converge_seconds},
-                            {"replicas", opt.replicas},
-                            {"operations", c.ops},
-                            {"refused", c.failed},
-                            {"kills", c.kills},
-                            {"kill_steps", c.kill_steps},
-                            {"network_faults", net},
-                            {"postgres_restarts", c.pg},
-                            {"sqlite_faults", c.sqlite},
-                            {"rows_lost", lr.lost},
-                            {"rows_duplicated", lr.duplicated},
-                            {"rows_wrong", lr.wrong},
-                            {"rows_resurrected", lr.resurrected},
-                            {"replicas_diverged", diverged},
-                            {"integrity_failures", integrity_failures},
-                            {"max_outbox_depth", max_outbox},
-                            {"max_lag_s", max_lag},
-                            {"peak_rss_kb", peak_rss},
-                            {"broken", c.broken}};
-        // Every sample, to see how memory and outbox depth moved over the run.
-        auto& samples = j["samples"] = nlohmann::json::array();
-        for (const auto& s : run.samples)
-            samples.push_back(
-                {{"t", s.t}, {"rss_kb", s.rss_kb}, {"outbox", s.outbox}, {"lag_s", s.lag_s}});
-        std::ofstream(opt.report_json) << j.dump(2) << "\n";
+void write_report_json(Run& run, const Findings& f,
+                       const std::map<std::string, std::int64_t>& net) {
+    const auto& c = run.counters;
+    const auto& opt = run.opt;
+    nlohmann::json j = {{"seed", opt.seed},
+                        {"duration_s", opt.duration_s},
+                        {"load_seconds", f.load_seconds},
+                        {"converge_seconds", f.converge_seconds},
+                        {"replicas", opt.replicas},
+                        {"operations", c.ops},
+                        {"refused", c.failed},
+                        {"kills", c.kills},
+                        {"kill_steps", c.kill_steps},
+                        {"network_faults", net},
+                        {"postgres_restarts", c.pg},
+                        {"sqlite_faults", c.sqlite},
+                        {"rows_lost", f.ledger.lost},
+                        {"rows_duplicated", f.ledger.duplicated},
+                        {"rows_wrong", f.ledger.wrong},
+                        {"rows_resurrected", f.ledger.resurrected},
+                        {"replicas_diverged", f.diverged},
+                        {"integrity_failures", f.integrity_failures},
+                        {"max_outbox_depth", f.max_outbox},
+                        {"max_lag_s", f.max_lag},
+                        {"peak_rss_kb", f.peak_rss},
+                        {"broken", c.broken}};
+    // Every sample, to see how memory and outbox depth moved over the run.
+    auto& samples = j["samples"] = nlohmann::json::array();
+    for (const auto& s : run.samples)
+        samples.push_back(
+            {{"t", s.t}, {"rss_kb", s.rss_kb}, {"outbox", s.outbox}, {"lag_s", s.lag_s}});
+    std::ofstream(opt.report_json) << j.dump(2) << "\n";
+}
+
+// The promises broken, how to replay the run, and (LESTASH_SOAK_HOLD_SECONDS=N)
+// Postgres and the daemons kept up that long to be looked at.
+void report_broken(const Run& run) {
+    const auto& opt = run.opt;
+    std::cout << "\nPROMISES BROKEN (" << run.counters.broken.size() << "):\n";
+    for (const auto& b : run.counters.broken) std::cout << "  - " << b << "\n";
+    std::cout << "replay with: lestash-soak --seed " << opt.seed << " --duration " << opt.duration_s
+              << " --replicas " << opt.replicas << (opt.kills ? "" : " --no-kills") << std::endl;
+    if (const char* hold = std::getenv("LESTASH_SOAK_HOLD_SECONDS"); hold && *hold) {
+        std::cout << "holding for " << hold << " s; Postgres: " << run.admin_conninfo << std::endl;
+        std::this_thread::sleep_for(std::chrono::seconds(std::stoi(hold)));
     }
-    if (!c.broken.empty()) {
-        std::cout << "\nPROMISES BROKEN (" << c.broken.size() << "):\n";
-        for (const auto& b : c.broken) std::cout << "  - " << b << "\n";
-        std::cout << "replay with: lestash-soak --seed " << opt.seed << " --duration "
-                  << opt.duration_s << " --replicas " << opt.replicas
-                  << (opt.kills ? "" : " --no-kills") << std::endl;
-        // LESTASH_SOAK_HOLD_SECONDS=N: Postgres and the daemons stay up that
-        // long after a failure, to be looked at (psql with the conninfo below).
-        if (const char* hold = std::getenv("LESTASH_SOAK_HOLD_SECONDS"); hold && *hold) {
-            std::cout << "holding for " << hold << " s; Postgres: " << run.admin_conninfo
-                      << std::endl;
-            std::this_thread::sleep_for(std::chrono::seconds(std::stoi(hold)));
+}
+
+int run_soak(Options opt) {
+    Run run;
+    run.opt = opt;
+    std::cout << "lestash-soak: seed " << opt.seed << ", " << opt.duration_s << " s, "
+              << opt.replicas << " replicas, "
+              << (opt.kills ? "a kill every ~" + std::to_string(opt.kill_interval_s) + " s"
+                            : std::string("no kills"))
+              << std::endl;
+
+    test::TempDir temp;
+    const fs::path dir = opt.keep_dir.empty() ? temp.path() : fs::path(opt.keep_dir);
+    fs::create_directories(dir);
+    std::cout << "logs and databases in " << dir.string()
+              << (opt.keep_dir.empty() ? " (removed at the end)" : "") << std::endl;
+
+    test::ThrowawayPostgres pg;
+    std::unique_ptr<test::FaultProxy> proxy;
+    start_replicas(run, dir, start_upstream(run, pg, proxy));
+
+    // Whatever happens from here, every thread is joined before the
+    // daemons and the server go.
+    std::vector<std::thread> writers, faults;
+    struct Joiner {
+        std::vector<std::thread>* lists[2];
+        ~Joiner() {
+            stop_writers = stop_faults = stop_sampling = all_done = true;
+            for (auto* l : lists)
+                for (auto& t : *l)
+                    if (t.joinable())
+                        t.join();
         }
+    } joiner{{&writers, &faults}};
+    Findings f;
+    f.load_seconds = run_load(run, proxy.get(), writers, faults);
+    converge(run, f);
+    check_memory_and_outboxes(run, f);
+    check_ledger(run, f);
+    stop_and_check_files(run, f);
+
+    const auto net = network_counts(run, proxy.get());
+    print_report(run, f, net);
+    if (!opt.report_json.empty())
+        write_report_json(run, f, net);
+    if (!run.counters.broken.empty()) {
+        report_broken(run);
         return 1;
     }
     std::cout << "\nall promises kept (seed " << opt.seed << ")" << std::endl;

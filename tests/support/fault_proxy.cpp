@@ -351,6 +351,14 @@ struct FaultProxy::Impl {
     }
 
     void run();
+    // The descriptors to poll now, and the connection each belongs to.
+    void watch(Clock::time_point now, std::vector<pollfd>& fds, std::vector<Connection*>& owners);
+    // Until the next random fault or the end of a stall; -1: none due.
+    int poll_timeout(Clock::time_point now) const;
+    // What the poll found: requested cuts, a random fault, each ready
+    // connection served, held bytes forwarded, armed cuts made, new clients.
+    void handle(const std::vector<pollfd>& fds, const std::vector<Connection*>& owners,
+                Clock::time_point after);
     void accept_all();
     void start_upstream(Connection& c);
     void serve(Connection& c, const pollfd* p, Clock::time_point now);
@@ -480,40 +488,8 @@ void FaultProxy::Impl::run() {
     std::vector<Connection*> owners;  // fds[i] belongs to owners[i] (nullptr: ours)
     while (!stopping) {
         const auto now = Clock::now();
-        fds.assign({{wake_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}});
-        owners.assign({nullptr, nullptr});
-        const bool hold_all = blackhole, hold_bytes = stalled(now);
-        for (auto& c : connections) {
-            if (hold_all || c.state == Connection::State::held)
-                continue;  // not even errors: a dead network tells nothing
-            for (const Dir d : {kUp, kDown}) {
-                short events = 0;
-                if (c.state == Connection::State::connecting) {
-                    if (d == kDown)
-                        events = POLLOUT;  // the connect completing
-                    else if (!c.eof[kUp] && c.pending[kUp].size() < kBufferCap)
-                        events = POLLIN;
-                } else {
-                    if (!c.eof[d] && c.pending[d].size() < kBufferCap)
-                        events |= POLLIN;
-                    const Dir other = d == kUp ? kDown : kUp;
-                    if (!hold_bytes && !c.pending[other].empty())
-                        events |= POLLOUT;  // fd[d] is the destination of `other`
-                }
-                if (events != 0) {
-                    fds.push_back({c.fd[d], events, 0});
-                    owners.push_back(&c);
-                }
-            }
-        }
-        auto wake_at = next_random_fault;
-        if (hold_bytes)
-            wake_at = std::min(wake_at, stall_until);
-        int timeout = -1;
-        if (wake_at != Clock::time_point::max())
-            timeout = static_cast<int>(std::max<std::int64_t>(
-                0, std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count()));
-
+        watch(now, fds, owners);
+        const int timeout = poll_timeout(now);
         lock.unlock();
         const int ready = ::poll(fds.data(), fds.size(), timeout);
         lock.lock();
@@ -525,42 +501,85 @@ void FaultProxy::Impl::run() {
             std::uint64_t count;
             [[maybe_unused]] const auto n = ::read(wake_fd, &count, sizeof count);
         }
-        const auto after = Clock::now();
-        // Requests first: a connection cut here is skipped below.
-        if (cut_all_requested) {
-            cut_all_requested = false;
-            for (auto& c : connections)
-                if (c.state != Connection::State::closed)
-                    cut(c, true);
-        }
-        if (after >= next_random_fault) {
-            random_fault();
-            schedule_random_fault(after);
-        }
-        for (std::size_t i = 2; i < fds.size(); ++i) {
-            if (fds[i].revents == 0 || owners[i]->state == Connection::State::closed)
-                continue;
-            serve(*owners[i], &fds[i], after);
-        }
-        // Bytes held by a stall that just ended, and cuts armed at zero.
-        for (auto& c : connections) {
-            if (c.state == Connection::State::open && !blackhole && !stalled(after))
-                for (const Dir d : {kUp, kDown}) forward(c, d);
-            if (c.state != Connection::State::closed && c.state != Connection::State::held &&
-                c.cut_after == std::uint64_t{0})
-                cut(c, true);
-            if (c.state != Connection::State::closed && c.failed)
-                cut(c, false);
-        }
-        if (fds[1].revents & POLLIN)
-            accept_all();
-        connections.remove_if(
-            [](const Connection& c) { return c.state == Connection::State::closed; });
+        handle(fds, owners, Clock::now());
     }
     for (auto& c : connections)
         if (c.state != Connection::State::closed)
             cut(c, false);
     connections.clear();
+}
+
+void FaultProxy::Impl::watch(Clock::time_point now, std::vector<pollfd>& fds,
+                             std::vector<Connection*>& owners) {
+    fds.assign({{wake_fd, POLLIN, 0}, {listen_fd, POLLIN, 0}});
+    owners.assign({nullptr, nullptr});
+    const bool hold_all = blackhole, hold_bytes = stalled(now);
+    for (auto& c : connections) {
+        if (hold_all || c.state == Connection::State::held)
+            continue;  // not even errors: a dead network tells nothing
+        for (const Dir d : {kUp, kDown}) {
+            short events = 0;
+            if (c.state == Connection::State::connecting) {
+                if (d == kDown)
+                    events = POLLOUT;  // the connect completing
+                else if (!c.eof[kUp] && c.pending[kUp].size() < kBufferCap)
+                    events = POLLIN;
+            } else {
+                if (!c.eof[d] && c.pending[d].size() < kBufferCap)
+                    events |= POLLIN;
+                const Dir other = d == kUp ? kDown : kUp;
+                if (!hold_bytes && !c.pending[other].empty())
+                    events |= POLLOUT;  // fd[d] is the destination of `other`
+            }
+            if (events != 0) {
+                fds.push_back({c.fd[d], events, 0});
+                owners.push_back(&c);
+            }
+        }
+    }
+}
+
+int FaultProxy::Impl::poll_timeout(Clock::time_point now) const {
+    auto wake_at = next_random_fault;
+    if (stalled(now))
+        wake_at = std::min(wake_at, stall_until);
+    if (wake_at == Clock::time_point::max())
+        return -1;
+    return static_cast<int>(std::max<std::int64_t>(
+        0, std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count()));
+}
+
+void FaultProxy::Impl::handle(const std::vector<pollfd>& fds,
+                              const std::vector<Connection*>& owners, Clock::time_point after) {
+    // Requests first: a connection cut here is skipped below.
+    if (cut_all_requested) {
+        cut_all_requested = false;
+        for (auto& c : connections)
+            if (c.state != Connection::State::closed)
+                cut(c, true);
+    }
+    if (after >= next_random_fault) {
+        random_fault();
+        schedule_random_fault(after);
+    }
+    for (std::size_t i = 2; i < fds.size(); ++i) {
+        if (fds[i].revents == 0 || owners[i]->state == Connection::State::closed)
+            continue;
+        serve(*owners[i], &fds[i], after);
+    }
+    // Bytes held by a stall that just ended, and cuts armed at zero.
+    for (auto& c : connections) {
+        if (c.state == Connection::State::open && !blackhole && !stalled(after))
+            for (const Dir d : {kUp, kDown}) forward(c, d);
+        if (c.state != Connection::State::closed && c.state != Connection::State::held &&
+            c.cut_after == std::uint64_t{0})
+            cut(c, true);
+        if (c.state != Connection::State::closed && c.failed)
+            cut(c, false);
+    }
+    if (fds[1].revents & POLLIN)
+        accept_all();
+    connections.remove_if([](const Connection& c) { return c.state == Connection::State::closed; });
 }
 
 void FaultProxy::Impl::accept_all() {
