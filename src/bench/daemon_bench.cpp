@@ -28,6 +28,7 @@
 #include "app_writer.hpp"
 #include "bench_common.hpp"
 #include "lestash_sync/common/child_process.hpp"
+#include "lestash_sync/common/proc.hpp"
 #include "lestash_sync/common/sqlite.hpp"
 #include "lestash_sync/replica/outbox.hpp"
 #include "lestash_sync/upstream/local_postgres.hpp"
@@ -117,28 +118,8 @@ struct ProcessCounters {
 
 ProcessCounters counters_of(pid_t pid) {
     ProcessCounters c;
-    const fs::path proc = "/proc/" + std::to_string(pid);
-    std::error_code ec;
-    for (const auto& task : fs::directory_iterator(proc / "task", ec)) {
-        std::ifstream status(task.path() / "status");
-        std::string line;
-        while (std::getline(status, line))
-            if (line.rfind("voluntary_ctxt_switches:", 0) == 0 ||
-                line.rfind("nonvoluntary_ctxt_switches:", 0) == 0)
-                c.context_switches += std::stoll(line.substr(line.find(':') + 1));
-    }
-    // Fields after "(comm) ": state is field 3, utime 14, stime 15.
-    const std::string stat = read_text(proc / "stat");
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos)
-        throw std::runtime_error("cannot read " + (proc / "stat").string());
-    std::istringstream fields(stat.substr(close + 2));
-    std::string skip;
-    for (int field = 3; field < 14; ++field) fields >> skip;
-    long long utime = 0, stime = 0;
-    fields >> utime >> stime;
-    c.cpu_ms =
-        static_cast<double>(utime + stime) * 1000.0 / static_cast<double>(::sysconf(_SC_CLK_TCK));
+    c.context_switches = proc::context_switches(pid);
+    c.cpu_ms = proc::cpu_ms(pid);
     return c;
 }
 
@@ -147,16 +128,8 @@ struct Memory {
 };
 
 Memory memory_of(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    Memory m;
-    std::string line;
-    while (std::getline(status, line)) {
-        if (line.rfind("VmRSS:", 0) == 0)
-            m.rss_mib = std::stod(line.substr(6)) / 1024.0;
-        else if (line.rfind("VmHWM:", 0) == 0)
-            m.peak_rss_mib = std::stod(line.substr(6)) / 1024.0;
-    }
-    return m;
+    const auto m = proc::memory(pid).value_or(proc::Memory{});
+    return {static_cast<double>(m.rss_kb) / 1024.0, static_cast<double>(m.peak_rss_kb) / 1024.0};
 }
 
 // ---- Waiting on B ----

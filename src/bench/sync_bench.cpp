@@ -177,6 +177,14 @@ struct SyncBench {
     int items = 0;
 };
 
+// "<phase>_rows_per_s" and "<phase>_raw_rows_per_s" for `items` rows, and
+// "<phase>_ratio": the raw baseline's time over ours.
+void record_rates(json& r, const std::string& phase, int items, double ours_s, double raw_s) {
+    r[phase + "_rows_per_s"] = items / ours_s;
+    r[phase + "_raw_rows_per_s"] = items / raw_s;
+    r[phase + "_ratio"] = raw_s / ours_s;
+}
+
 // Push: A's outbox (every item) to Postgres, against raw multi-row upserts
 // of the same rows, run before and after ours and averaged (the server's
 // state drifts as it fills).
@@ -191,9 +199,7 @@ void bench_push(const SyncBench& b, json& r) {
     const double ours = seconds_since(t0);
     const double raw =
         (raw_before + raw_postgres_upsert(b.conninfo, b.rows, kPushBatch, "bench_raw_2")) / 2;
-    r["push_rows_per_s"] = b.items / ours;
-    r["push_raw_rows_per_s"] = b.items / raw;
-    r["push_ratio"] = raw / ours;
+    record_rates(r, "push", b.items, ours, raw);
 }
 
 // Bootstrap: the real daemon (lestash-syncd --once, beside this binary)
@@ -205,9 +211,7 @@ void bench_bootstrap(const SyncBench& b, json& r) {
     const double rss_mib = peak_rss_in(output);
     const double raw = raw_sqlite_insert((b.dir / "raw1.db").string(), b.rows, kPullBatch);
     r["bootstrap_seconds"] = secs;
-    r["bootstrap_rows_per_s"] = b.items / secs;
-    r["bootstrap_raw_rows_per_s"] = b.items / raw;
-    r["bootstrap_ratio"] = raw / secs;
+    record_rates(r, "bootstrap", b.items, secs, raw);
     r["bootstrap_peak_rss_mib"] = rss_mib;
 }
 
@@ -226,9 +230,7 @@ void bench_pull(const SyncBench& b, json& r) {
     engine.pull_all();
     const double ours = seconds_since(t0);
     const double raw = raw_sqlite_insert((b.dir / "raw2.db").string(), b.more, kPullBatch);
-    r["pull_rows_per_s"] = b.items / ours;
-    r["pull_raw_rows_per_s"] = b.items / raw;
-    r["pull_ratio"] = raw / ours;
+    record_rates(r, "pull", b.items, ours, raw);
 }
 
 // Verify: the real daemon compares the replica (both rounds of items) with

@@ -44,4 +44,19 @@ std::string exact_real_text(double d) {
     return std::string(buf, r.ptr);
 }
 
+std::string tagged_value(const sqlite::Value& v, TextAs text) {
+    switch (v.index()) {
+        case 1:
+            return "i:" + std::to_string(std::get<1>(v));
+        case 2:
+            return "r:" + exact_real_text(std::get<2>(v));
+        case 3:
+            return "t:" + (text == TextAs::hex ? to_hex(std::get<3>(v)) : std::get<3>(v));
+        case 4:
+            return "b:" + to_hex(std::get<4>(v).bytes);
+        default:
+            return "n";
+    }
+}
+
 }  // namespace lestash

@@ -2,6 +2,7 @@
 #include "lestash_sync/control/queries.hpp"
 
 #include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/common/value_text.hpp"
 #include "lestash_sync/control/rpc.hpp"
 #include "lestash_sync/replica/identity.hpp"
 
@@ -20,10 +21,7 @@ json value_json(const sqlite::Statement& st, int i) {
     if (const auto* t = std::get_if<std::string>(&v))
         return *t;
     // A BLOB where the app keeps text: shown as hex, marked as such.
-    static constexpr char digits[] = "0123456789abcdef";
-    std::string hex;
-    for (unsigned char c : std::get<sqlite::Blob>(v).bytes) hex += {digits[c >> 4], digits[c & 15]};
-    return json{{"blob_hex", hex}};
+    return json{{"blob_hex", to_hex(std::get<sqlite::Blob>(v).bytes)}};
 }
 
 // Every column of the current row, by name.

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "lestash_sync/common/error.hpp"
+#include "lestash_sync/common/text.hpp"
 
 namespace lestash {
 namespace {
@@ -309,10 +310,9 @@ void check_conninfo_syntax(const std::string& conninfo, const std::string& origi
         PQconninfoFree(options);
         return;
     }
-    std::string message = error ? error : "out of memory";
+    const std::string message = trim_end(error ? error : "out of memory");
     if (error)
         PQfreemem(error);
-    while (!message.empty() && is_space(message.back())) message.pop_back();
     throw ConfigError(origin + ": invalid Postgres connection string (" +
                       without_passwords(message, conninfo) +
                       ") — expected libpq keyword=value pairs such as \"host=db.example.org "

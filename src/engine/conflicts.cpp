@@ -3,6 +3,7 @@
 // the control API.
 #include <nlohmann/json.hpp>
 
+#include "lestash_sync/common/text.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
 
 namespace lestash {
@@ -76,10 +77,9 @@ json SyncEngine::resolve_conflict(std::int64_t id, bool keep_loser) {
         } catch (const pqxx::sql_error& e) {
             // Refusals (no such conflict, already resolved, row gone) are the
             // user's to read: the server's message as it is.
-            std::string msg = e.what();
+            std::string msg = trim_end(e.what());
             if (msg.rfind("ERROR:  ", 0) == 0)
                 msg.erase(0, 8);
-            while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
             const std::string state = e.sqlstate();
             if (state == "P0002" || state == "55000")
                 throw UpstreamError(msg, false, state);

@@ -23,22 +23,9 @@ bool VerifyReport::matches() const {
 
 namespace {
 
-std::string canonical_value(const sqlite::Value& v) {
-    switch (v.index()) {
-        case 1:
-            return "i:" + std::to_string(std::get<1>(v));
-        case 2:
-            return "r:" + exact_real_text(std::get<2>(v));
-        case 3:
-            return "t:" + to_hex(std::get<3>(v));
-        case 4:
-            return "b:" + to_hex(std::get<4>(v).bytes);
-        default:
-            return "n";
-    }
-}
-
-// The same canonical text, computed by Postgres from the stored row.
+// A row's canonical text (each column's tagged_value with TEXT as hex,
+// references as "u:<uuid>", '|' between), computed by Postgres from the
+// stored row.
 std::string canonical_sql(const TableMapping& m) {
     std::string out;
     for (const auto& c : m.columns) {
@@ -128,9 +115,10 @@ void SyncEngine::for_each_local_canonical_row(
                 const auto p = v.index() == 1
                                    ? ids_.by_local_id(m.columns[i].fk->parent_table, std::get<1>(v))
                                    : std::nullopt;
-                part = p ? "u:" + p->uuid : (v.index() == 0 ? "n" : "?local:" + canonical_value(v));
+                part = p ? "u:" + p->uuid
+                         : (v.index() == 0 ? "n" : "?local:" + tagged_value(v, TextAs::hex));
             } else {
-                part = canonical_value(v);
+                part = tagged_value(v, TextAs::hex);
             }
             text += (i ? "|" : "") + part;
         }

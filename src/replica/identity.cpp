@@ -82,26 +82,6 @@ std::string IdentityMap::forget_sql(const std::string& table, const std::string&
            " AND local_id = " + local_id + ";";
 }
 
-namespace {
-
-// Storage class travels with the value: SQLite's UNIQUE tells 1 from '1'.
-std::string key_part(const sqlite::Value& v) {
-    switch (v.index()) {
-        case 1:
-            return "i:" + std::to_string(std::get<1>(v));
-        case 2:
-            return "r:" + exact_real_text(std::get<2>(v));
-        case 3:
-            return "t:" + std::get<3>(v);
-        case 4:
-            return "b:" + to_hex(std::get<4>(v).bytes);
-        default:
-            return "n:";
-    }
-}
-
-}  // namespace
-
 std::string new_row_uuid(const TableSpec& spec, const std::vector<sqlite::Value>& key_values) {
     if (spec.identity != IdentityRule::natural_key || key_values.empty())
         return random_uuid();
@@ -109,7 +89,7 @@ std::string new_row_uuid(const TableSpec& spec, const std::vector<sqlite::Value>
     for (const auto& v : key_values) {
         if (v.index() == 0)
             return random_uuid();
-        name += '\x1f' + key_part(v);
+        name += '\x1f' + tagged_value(v, TextAs::raw);
     }
     return name_based_uuid(kRowNamespace, name);
 }

@@ -13,11 +13,11 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <thread>
 
 #include "lestash_sync/common/error.hpp"
+#include "lestash_sync/common/proc.hpp"
 #include "lestash_sync/control/control_server.hpp"
 #include "lestash_sync/daemon/backoff.hpp"
 #include "lestash_sync/daemon/config.hpp"
@@ -57,15 +57,10 @@ lestash::WorkerSettings worker_settings(const Config& c) {
     return w;
 }
 
-// Peak resident memory of this process image (VmHWM; unlike getrusage it
-// does not count the pages a fork started with).
+// Peak resident memory of this process image.
 double peak_rss_mib() {
-    std::ifstream status("/proc/self/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("VmHWM:", 0) == 0)
-            return std::stod(line.substr(6)) / 1024.0;
-    return 0;
+    const auto m = lestash::proc::memory(::getpid());
+    return m ? static_cast<double>(m->peak_rss_kb) / 1024.0 : 0;
 }
 
 // One daemon per database: an exclusive lock on a file beside it, held for

@@ -1,6 +1,7 @@
 // LISTEN/NOTIFY receiver on its own connection (see listener.hpp).
 #include "lestash_sync/upstream/listener.hpp"
 
+#include "lestash_sync/common/text.hpp"
 #include "lestash_sync/upstream/upstream.hpp"
 
 namespace lestash {
@@ -8,8 +9,7 @@ namespace lestash {
 ChangeListener::ChangeListener(const std::string& conninfo) : target_(describe_target(conninfo)) {
     conn_ = PQconnectdb(conninfo.c_str());
     if (PQstatus(conn_) != CONNECTION_OK) {
-        std::string msg = PQerrorMessage(conn_);
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        const std::string msg = trim_end(PQerrorMessage(conn_));
         PQfinish(conn_);
         conn_ = nullptr;
         throw UpstreamError("cannot listen for changes at " + target_ + ": " + msg, true, "08001");

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "lestash_sync/common/embedded_sql.hpp"
+#include "lestash_sync/common/text.hpp"
 
 namespace lestash {
 
@@ -86,17 +87,15 @@ class NoticesToLog : public pqxx::errorhandler {
 }  // namespace
 
 void log_libpq_notice(void* target, const char* message) {
-    std::string text(message);
-    while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
-    spdlog::debug("Postgres at {} says: {}", *static_cast<const std::string*>(target), text);
+    spdlog::debug("Postgres at {} says: {}", *static_cast<const std::string*>(target),
+                  trim_end(message));
 }
 
 Upstream::Upstream(const std::string& conninfo) : target_(describe_target(conninfo)) {
     try {
         conn_ = std::make_unique<pqxx::connection>(conninfo);
     } catch (const pqxx::broken_connection& e) {
-        std::string msg = e.what();
-        while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+        const std::string msg = trim_end(e.what());
         const bool auth = msg.find("password") != std::string::npos ||
                           msg.find("authentication") != std::string::npos;
         throw UpstreamError("cannot connect to Postgres at " + target_ + ": " + msg +

@@ -14,6 +14,7 @@
 
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
+#include "lestash_sync/common/proc.hpp"
 #include "lestash_sync/common/sqlite.hpp"
 #include "lestash_sync/control/control_client.hpp"
 #include "lestash_sync/upstream/listener.hpp"
@@ -82,20 +83,6 @@ ItemFields note(const std::string& source_id, const std::string& content) {
 
 std::int64_t pg_count(pqxx::transaction_base& t, const std::string& sql) {
     return t.exec1(sql)[0].as<std::int64_t>();
-}
-
-// Total context switches of every thread of `pid`: each is a wake-up.
-std::int64_t context_switches(pid_t pid) {
-    std::int64_t total = 0;
-    const auto task_dir = "/proc/" + std::to_string(pid) + "/task";
-    for (const auto& task : std::filesystem::directory_iterator(task_dir)) {
-        std::ifstream status(task.path() / "status");
-        std::string line;
-        while (std::getline(status, line))
-            if (line.find("ctxt_switches:") != std::string::npos)
-                total += std::stoll(line.substr(line.find(':') + 1));
-    }
-    return total;
 }
 
 }  // namespace
@@ -409,9 +396,9 @@ TEST_CASE("an idle daemon sleeps: no thread wakes while nothing changes", "[daem
     // Let start-up settle: the file events of the first cycle's own writes
     // are re-checked for up to ~3.6 s (see SyncWorker::run).
     std::this_thread::sleep_for(5s);
-    const auto before = context_switches(da.pid());
+    const auto before = proc::context_switches(da.pid());
     std::this_thread::sleep_for(10s);
-    const auto after = context_switches(da.pid());
+    const auto after = proc::context_switches(da.pid());
     INFO(da.log());
     // Idle means blocked in poll/epoll with no timer shorter than a minute:
     // a stray timer or busy loop would switch hundreds of times in 10 s.

@@ -20,12 +20,9 @@ std::int64_t pg_count(const std::string& conninfo, const std::string& sql) {
 // hands the rowid of a deleted last row to the next insert. When the app
 // inserts and deletes a note while the daemon pulls, the pulled row can get
 // that rowid while the outbox still names it.
-TEST_CASE("a pulled row that reuses the rowid of an unpushed, deleted local row stays right",
-          "[sync][rowid-reuse]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(TwoReplicas,
+                 "a pulled row that reuses the rowid of an unpushed, deleted local row stays right",
+                 "[sync][rowid-reuse]") {
     a.sync();
     b.sync();
     AppWriter app(a.path());

@@ -43,13 +43,9 @@ std::string one_text(sqlite::Connection& db, const std::string& sql) {
 
 }  // namespace
 
-TEST_CASE("rows with edge values written on one replica arrive byte-identical on another",
-          "[sync]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
-
+TEST_CASE_METHOD(TwoReplicas,
+                 "rows with edge values written on one replica arrive byte-identical on another",
+                 "[sync]") {
     // Edge values in every storage class the Le Stash columns can hold.
     a.replica().db().exec(R"sql(
         INSERT INTO items (source_type, source_id, url, title, content, author, created_at,
@@ -143,11 +139,9 @@ TEST_CASE("a retried push whose acknowledgement was lost is not applied twice",
     require_converged(again);
 }
 
-TEST_CASE("a crash between applying a pull and saving the cursor duplicates nothing",
-          "[sync][exactly-once]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(OneReplica,
+                 "a crash between applying a pull and saving the cursor duplicates nothing",
+                 "[sync][exactly-once]") {
     bool crash = false;
     SyncOptions opts;
     opts.fault_hook = [&](std::string_view point) {
@@ -204,14 +198,11 @@ TEST_CASE("a change whose transaction commits after a later-numbered one is not 
     require_converged(b);
 }
 
-TEST_CASE(
+TEST_CASE_METHOD(
+    TwoReplicas,
     "edits of different columns on two replicas both survive; the same column records a "
     "conflict",
     "[sync][conflict]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
     AppWriter app_a(a.path()), app_b(b.path());
     const auto id_a = app_a.upsert_item(post("p1", "original"));
     sync_until_quiet({&a, &b});
@@ -260,12 +251,9 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("a pending local edit is not overwritten by a pull, and only that row waits",
-          "[sync][conflict]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(TwoReplicas,
+                 "a pending local edit is not overwritten by a pull, and only that row waits",
+                 "[sync][conflict]") {
     AppWriter app_a(a.path()), app_b(b.path());
     app_a.upsert_item(post("p1", "one"));
     app_a.upsert_item(post("p2", "two"));
@@ -286,12 +274,9 @@ TEST_CASE("a pending local edit is not overwritten by a pull, and only that row 
     require_converged(b);
 }
 
-TEST_CASE("history stays one history: the app's trigger does not duplicate remote updates",
-          "[sync][history]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(TwoReplicas,
+                 "history stays one history: the app's trigger does not duplicate remote updates",
+                 "[sync][history]") {
     AppWriter app_a(a.path());
     app_a.upsert_item(post("p1", "v1"));
     app_a.upsert_item(post("p1", "v2"));
@@ -306,11 +291,8 @@ TEST_CASE("history stays one history: the app's trigger does not duplicate remot
     }
 }
 
-TEST_CASE("deleting an item cascades to its history and tags everywhere", "[sync][delete]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(TwoReplicas, "deleting an item cascades to its history and tags everywhere",
+                 "[sync][delete]") {
     AppWriter app_a(a.path());
     const auto id = app_a.upsert_item(post("p1", "v1"));
     app_a.upsert_item(post("p1", "v2"));
@@ -330,11 +312,8 @@ TEST_CASE("deleting an item cascades to its history and tags everywhere", "[sync
     }
 }
 
-TEST_CASE("the same post imported on two replicas becomes one row", "[sync][identity]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(TwoReplicas, "the same post imported on two replicas becomes one row",
+                 "[sync][identity]") {
     AppWriter(a.path()).upsert_item(post("same", "imported on A"));
     AppWriter(b.path()).upsert_item(post("same", "imported on B"));
     AppWriter(a.path()).add_tag(1, "shared-tag");
@@ -377,10 +356,8 @@ TEST_CASE("a change Postgres refuses for good becomes a dead letter and the rest
     CHECK(one_text(a.replica().db(), "SELECT sqlstate FROM _lestash_sync_dead_letters") == "23514");
 }
 
-TEST_CASE("rows written directly in Postgres reach every replica", "[sync][psql]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(OneReplica, "rows written directly in Postgres reach every replica",
+                 "[sync][psql]") {
     a.sync();
     shared_postgres().exec(
         "INSERT INTO lestash.items (id, source_type, source_id, title, content) VALUES "
@@ -457,10 +434,8 @@ TEST_CASE("bad upstream input gets a clear error and loses nothing from the outb
     CHECK(depth() == 1);
 }
 
-TEST_CASE("verify finds rows that differ from Postgres and repairs only those", "[sync][verify]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(OneReplica, "verify finds rows that differ from Postgres and repairs only those",
+                 "[sync][verify]") {
     AppWriter app(a.path());
     for (int i = 0; i < 40; ++i)
         app.upsert_item(post("p" + std::to_string(i), "content " + std::to_string(i)));
@@ -512,11 +487,8 @@ TEST_CASE("verify finds rows that differ from Postgres and repairs only those", 
     CHECK(pending.tables.front().local_rows == 39);
 }
 
-TEST_CASE("a replica offline longer than the change log keeps resyncs in full", "[sync][resync]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(TwoReplicas, "a replica offline longer than the change log keeps resyncs in full",
+                 "[sync][resync]") {
     AppWriter app_a(a.path());
     const auto doomed = app_a.upsert_item(post("doomed", "will be deleted while B is away"));
     app_a.upsert_item(post("kept", "stays"));
@@ -535,10 +507,7 @@ TEST_CASE("a replica offline longer than the change log keeps resyncs in full", 
     require_converged(b);
 }
 
-TEST_CASE("a large pull never locks the app out", "[sync][app]") {
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+TEST_CASE_METHOD(OneReplica, "a large pull never locks the app out", "[sync][app]") {
     {
         AppWriter app(a.path());
         sqlite::Transaction txn(app.db());
@@ -584,13 +553,9 @@ TEST_CASE("a large pull never locks the app out", "[sync][app]") {
     require_converged(b);
 }
 
-TEST_CASE("random values of every storage class round-trip exactly (property)",
-          "[sync][property]") {
+TEST_CASE_METHOD(TwoReplicas, "random values of every storage class round-trip exactly (property)",
+                 "[sync][property]") {
     const unsigned seed = 777;
-    const auto up = fresh_upstream();
-    TempDir dir;
-    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
-    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
     std::mt19937_64 rng(seed);
     auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<std::uint64_t>(n)); };
     auto random_value = [&]() -> sqlite::Value {

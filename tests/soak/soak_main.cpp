@@ -24,6 +24,7 @@
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
 #include "fault_proxy.hpp"
+#include "lestash_sync/common/proc.hpp"
 #include "lestash_sync/common/sqlite.hpp"
 #include "lestash_sync/control/control_client.hpp"
 #include "lestash_sync/replica/outbox.hpp"
@@ -706,12 +707,8 @@ void network_faults(Run& run, test::FaultProxy& proxy) {
 // ---------------------------------------------------------------- sampling
 
 std::int64_t rss_kb(pid_t pid) {
-    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(status, line))
-        if (line.rfind("VmRSS:", 0) == 0)
-            return std::stoll(line.substr(6));
-    return -1;
+    const auto m = proc::memory(pid);
+    return m ? m->rss_kb : -1;
 }
 
 // Outbox depth and the age of its oldest entry, read-only.

@@ -43,6 +43,17 @@ class TestReplica {
     std::unique_ptr<SyncEngine> engine_;
 };
 
+// What most sync tests start from, as Catch fixtures (TEST_CASE_METHOD): a
+// fresh upstream database, a temp dir, replica A on it, and replica B.
+struct OneReplica {
+    UpstreamDatabase up = fresh_upstream();
+    TempDir dir;
+    TestReplica a{dir.file("a.db"), up.daemon_conninfo};
+};
+struct TwoReplicas : OneReplica {
+    TestReplica b{dir.file("b.db"), up.daemon_conninfo};
+};
+
 // Syncs every replica, round after round, until a whole round moves nothing.
 void sync_until_quiet(const std::vector<TestReplica*>& replicas);
 

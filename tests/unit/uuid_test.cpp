@@ -2,6 +2,7 @@
 
 #include "lestash_sync/common/md5.hpp"
 #include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/common/value_text.hpp"
 
 using namespace lestash;
 
@@ -27,4 +28,17 @@ TEST_CASE("random UUIDs are version 4, distinct and round-trip through bytes", "
     CHECK(uuid_from_bytes(uuid_to_bytes(a)) == a);
     CHECK_FALSE(is_uuid("not-a-uuid"));
     CHECK_THROWS(uuid_to_bytes("zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"));
+}
+
+TEST_CASE(
+    "a value's tagged text keeps its storage class, TEXT raw for identities and hex for hashes",
+    "[uuid]") {
+    using sqlite::Blob;
+    using sqlite::Value;
+    CHECK(tagged_value(Value{std::int64_t{1}}, TextAs::raw) == "i:1");
+    CHECK(tagged_value(Value{std::string("1")}, TextAs::raw) == "t:1");
+    CHECK(tagged_value(Value{std::string("1")}, TextAs::hex) == "t:31");
+    CHECK(tagged_value(Value{0.1}, TextAs::hex) == "r:0.1");
+    CHECK(tagged_value(Value{Blob{std::string("\x00\xff", 2)}}, TextAs::raw) == "b:00ff");
+    CHECK(tagged_value(Value{}, TextAs::hex) == "n");
 }
