@@ -163,7 +163,7 @@ TEST_CASE("every method answers over the socket, and search on B finds what A wr
     CHECK(status["replica"]["name"] == "a");
     CHECK(status["database"] == a.db);
     CHECK(status["postgres"]["connected"] == true);
-    CHECK(status["postgres"]["schema_version"] == 4);
+    CHECK(status["postgres"]["schema_version"] == 6);  // migrations/postgres/006
     CHECK(status["postgres"]["target"].get<std::string>().find("daemon-pw") == std::string::npos);
 
     // Written on A by the app, found on B by search, shown with tags, with history.
