@@ -56,11 +56,12 @@ class Upstream {
     // Runs `work(tx)` in a transaction of type Tx (pqxx::work by default;
     // pqxx::read_transaction, pqxx::nontransaction, a repeatable-read one)
     // and commits it when `work` returns; returns what `work` returns.
-    // Whatever fails on the way leaves as an UpstreamError saying what was
-    // being done (`doing`), classified transient or not, so a dropped
-    // connection reads as "Postgres unavailable" everywhere and never as a
-    // bug. An UpstreamError `work` raises itself (a refusal to show as the
-    // server words it) passes through unchanged.
+    // Whatever libpqxx raises on the way leaves as an UpstreamError saying
+    // what was being done (`doing`), classified transient or not, so a
+    // dropped connection reads as "Postgres unavailable" everywhere and
+    // never as a bug. What `work` raises itself passes through unchanged:
+    // an UpstreamError (a refusal to show as the server words it), or a
+    // LocalDatabaseError from the SQLite work it does meanwhile.
     template <typename Tx = pqxx::work, typename Work>
     auto transact(const std::string& doing, Work&& work) {
         try {
