@@ -20,6 +20,15 @@ command -v npm >/dev/null || skip "npm is not installed (scripts/install-deps.sh
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
 
+# Only a first build or a changed lockfile needs the registry. build.sh's own
+# check cannot see the error (its npm runs --silent): ask npm first.
+if [ ! -f "$dir/service/service/lib/entry.js" ] ||
+    ! cmp -s "$src/tests/powersync/package-lock.json" "$dir/client/package-lock.json"; then
+    if ! out=$(npm ping --fetch-retries=0 --fetch-timeout=20000 --loglevel=error 2>&1); then
+        skip "the npm registry is not reachable ($(echo "$out" | grep -m1 -E 'npm error (code|FetchError)' || echo "$out" | tail -n 1))"
+    fi
+fi
+
 rc=0
 "$shared/build.sh" "$dir/service" >"$dir/build.out" 2>"$dir/build.err" || rc=$?
 if [ "$rc" -eq 77 ]; then

@@ -8,7 +8,7 @@ set -euo pipefail
 src=${1:?usage: run_e2e.sh SOURCE_DIR POWERSYNC_DIR TEST_BINARY} dir=${2:?} binary=${3:?}
 shift 3
 rc=0
-out=$("$src/tests/powersync/prepare.sh" "$src" "$dir") || rc=$?
+out=$("$(dirname "$0")/prepare.sh" "$src" "$dir") || rc=$?
 echo "$out"
 [ "$rc" -eq 0 ] || exit "$rc"
 LESTASH_POWERSYNC_DIR=$dir exec "$binary" --durations yes "$@"
