@@ -15,6 +15,10 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm (with any Node.js) for the phone tests: it fetches the PowerSync service's
+# and client's packages, which bring their own Node 24. A node from elsewhere
+# (e.g. NodeSource, which bundles npm) will do; Debian's packages otherwise.
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 sudo=""

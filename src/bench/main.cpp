@@ -12,6 +12,7 @@
 #include "daemon_bench.hpp"
 #include "lestash_sync/common/sqlite.hpp"
 #include "lestash_sync/replica/replica.hpp"
+#include "phone_bench.hpp"
 #include "sync_bench.hpp"
 
 namespace fs = std::filesystem;
@@ -134,6 +135,18 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     daemon->add_option("--syncd", daemon_options.syncd_path,
                        "the lestash-syncd to run (default: the one beside lestash-bench)");
+    PhoneBenchOptions phone_options;
+    auto* phone = app.add_subcommand(
+        "phone", "PowerSync: desktop commit -> phone latency, a fresh phone's first sync");
+    phone->add_option("--writes", phone_options.writes, "single-note writes timed, each path")
+        ->check(CLI::PositiveNumber);
+    phone->add_option("--items", phone_options.items, "items of the first sync")
+        ->check(CLI::PositiveNumber);
+    phone->add_option("--powersync", phone_options.powersync_dir,
+                      "what tests/powersync/prepare.sh made (default: the build tree's, from "
+                      "cmake --build BUILD --target powersync-tools)");
+    phone->add_option("--syncd", phone_options.syncd_path,
+                      "the lestash-syncd to run (default: the one beside lestash-bench)");
     app.add_flag("--json", json, "print one JSON object instead of a table");
     app.add_option("--dir", work_dir, "where to put the scratch databases (default: a temp dir)");
     CLI11_PARSE(app, argc, argv);
@@ -156,6 +169,12 @@ int main(int argc, char** argv) {
                 std::cout << nlohmann::json{{"sync", result}}.dump() << "\n";
             else
                 print_sync_table(result);
+        } else if (*phone) {
+            const auto result = bench_phone(dir, phone_options);
+            if (json)
+                std::cout << nlohmann::json{{"phone", result}}.dump() << "\n";
+            else
+                print_phone_table(result);
         } else {
             const auto result = bench_daemon(dir, daemon_options);
             if (json)

@@ -151,7 +151,13 @@ void LocalPostgres::start() {
         {bin_dir_ + "/postgres", "-D", data_dir_, "-p", std::to_string(port_), "-k", socket_dir_,
          "-c", std::string("listen_addresses=") + (options_.listen_tcp ? "127.0.0.1" : ""), "-c",
          std::string("fsync=") + (options_.durable ? "on" : "off"), "-c", "max_connections=200",
-         "-c", "shared_buffers=32MB"},
+         "-c", "shared_buffers=32MB",
+         // What PowerSync's service needs (docs/mobile.md): logical WAL,
+         // replication slots, a cap on the WAL an abandoned slot keeps. Given
+         // at every start, so a data directory made by an older build gets
+         // them too.
+         "-c", "wal_level=logical", "-c", "max_replication_slots=8", "-c", "max_wal_senders=8",
+         "-c", "max_slot_wal_keep_size=2GB"},
         log);
     const std::string ci = conninfo() + " connect_timeout=2";
     for (int i = 0; i < 300; ++i) {
