@@ -21,10 +21,10 @@
 #include <string>
 #include <vector>
 
-#include "lestash_sync/replica/identity.hpp"
-#include "lestash_sync/replica/table_spec.hpp"
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/common/value_text.hpp"
+#include "lestash_sync/replica/identity.hpp"
+#include "lestash_sync/replica/table_spec.hpp"
 
 namespace {
 
