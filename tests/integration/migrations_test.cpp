@@ -76,11 +76,11 @@ TEST_CASE(
     "a new table made synced gets the bookkeeping, the change log, the grants and the "
     "phone's publication",
     "[migrations]") {
-    // A server of its own: the publication and the role are cluster-wide.
+    // A server of its own: the role is cluster-wide. The publication and the
+    // role come from 005, which fresh_upstream applied.
     ThrowawayPostgres server;
     const auto up = fresh_upstream(server);
     server.exec(
-        "CREATE PUBLICATION powersync; CREATE ROLE lestash_powersync NOLOGIN; "
         "CREATE TABLE lestash.media (id uuid PRIMARY KEY, name text); "
         "SELECT lestash.make_synced('lestash.media'); "
         "SELECT lestash.make_synced('lestash.media');",  // twice: idempotent

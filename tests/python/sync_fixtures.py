@@ -36,6 +36,11 @@ from lestash_sync_client import LestashSyncError, SyncClient  # noqa: E402
 SYNCD = os.environ.get("LESTASH_SYNCD", "")
 
 
+def newest_migration() -> int:
+    """The upstream schema version once every migration is applied: the newest file's number."""
+    return max(int(f.name.split("_", 1)[0]) for f in (SOURCE_DIR / "migrations/postgres").glob("*.sql"))
+
+
 def requirements_or_skip(postgres: bool = True, typer: bool = False) -> None:
     """Exits 77 (CTest's skip) with the reason when something a test needs is absent."""
     missing = []

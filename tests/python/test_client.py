@@ -81,7 +81,7 @@ class TwoReplicas(fx.DaemonCase):
         self.assertEqual(s.replica.name, "a")
         self.assertEqual(s.database, str(self.a.db))
         self.assertTrue(s.postgres.connected)
-        self.assertEqual(s.postgres.schema_version, 4)
+        self.assertEqual(s.postgres.schema_version, fx.newest_migration())
         self.assertIn("/lestash_", s.postgres.target)
         self.assertIsInstance(s.started_at, datetime)
         self.assertIsNotNone(s.started_at.tzinfo)

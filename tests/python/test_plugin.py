@@ -64,7 +64,7 @@ class Commands(PluginCase):
         self.assertIn("idle", out)
         self.assertIn("Replica: a (", out)
         self.assertIn(f"Database: {self.a.db}", out)
-        self.assertIn("connected, schema 4", out)
+        self.assertIn(f"connected, schema {fx.newest_migration()}", out)
         status = self.json_of(self.a, "status")
         self.assertEqual((status["state"], status["replica"]["name"]), ("idle", "a"))
 
