@@ -1,26 +1,77 @@
 #!/usr/bin/env bash
 # The README's test command: installs what is needed, builds with warnings as
-# errors, runs the whole suite with CTest, then builds again with
-# AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite once more.
-# Then a short libFuzzer run of the control protocol (clang). Set
-# LESTASH_SKIP_SANITIZE=1 or LESTASH_SKIP_FUZZ=1 to skip those while iterating.
+# errors, runs the whole suite with CTest, and clang-tidy on the C++ files
+# changed since LESTASH_TIDY_BASE (default HEAD~1: what the last commit or
+# merge brought; LESTASH_TIDY_BASE=all for every file). Then builds again
+# with AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite once
+# more, then with ThreadSanitizer for the unit and integration tests (the
+# daemon has two threads and an event loop), then a short libFuzzer run of
+# the control protocol (clang). Set LESTASH_SKIP_TIDY=1,
+# LESTASH_SKIP_SANITIZE=1, LESTASH_SKIP_TSAN=1 or LESTASH_SKIP_FUZZ=1 to skip
+# those while iterating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 
 jobs=$(nproc)
-run_suite() {
+configure() {
   local dir=$1; shift
   cmake -S . -B "$dir" -G Ninja -DLESTASH_WERROR=ON "$@" >/dev/null
+}
+run_suite() {
+  local dir=$1; shift
+  configure "$dir" "$@"
   cmake --build "$dir" -j "$jobs"
   (cd "$dir" && ctest --output-on-failure -j "$jobs")
 }
+timed() {
+  local start=$SECONDS
+  "$@"
+  echo "== $1: $((SECONDS - start)) s"
+}
 
-run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# clang-tidy (.clang-tidy says which checks) on the sources under src/
+# changed since LESTASH_TIDY_BASE that the build compiles; their headers
+# under include/ and src/ are checked through them. Any warning fails.
+tidy() {
+  local base=${LESTASH_TIDY_BASE:-HEAD~1} files
+  if [ "$base" = all ]; then
+    files=$(git ls-files 'src/*.cpp')
+  elif git rev-parse -q --verify "$base^{commit}" >/dev/null; then
+    files=$(git diff --name-only --diff-filter=d "$base" -- 'src/*.cpp')
+  else
+    echo "clang-tidy: $base is not a commit (a shallow clone?): checking every file"
+    files=$(git ls-files 'src/*.cpp')
+  fi
+  files=$(for f in $files; do
+    grep -q "\"file\": \"$PWD/$f\"" build/release/compile_commands.json && echo "$f"
+  done || true)
+  if [ -z "$files" ]; then
+    echo "clang-tidy: no C++ source changed since $base"
+    return
+  fi
+  echo "clang-tidy on $(echo "$files" | wc -w) files changed since $base"
+  echo "$files" | xargs -P "$jobs" -n 1 clang-tidy -p build/release --quiet --warnings-as-errors='*'
+}
+
+timed run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+if [ "${LESTASH_SKIP_TIDY:-0}" != 1 ]; then
+  timed tidy
+fi
 if [ "${LESTASH_SKIP_SANITIZE:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
-    run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DLESTASH_SANITIZE=ON -DLESTASH_DOCKER_TESTS=OFF
+    timed run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DLESTASH_SANITIZE=ON -DLESTASH_DOCKER_TESTS=OFF
+fi
+# ThreadSanitizer: only what the unit and integration tests run.
+tsan() {
+  configure build/tsan -DCMAKE_BUILD_TYPE=Debug -DLESTASH_TSAN=ON -DLESTASH_DOCKER_TESTS=OFF
+  cmake --build build/tsan -j "$jobs" --target unit_tests integration_tests
+  (cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --output-on-failure -j "$jobs" -L '^(unit|integration)$')
+}
+if [ "${LESTASH_SKIP_TSAN:-0}" != 1 ]; then
+  timed tsan
 fi
 # The control protocol's fuzz target (libFuzzer needs clang): a bounded run.
 if [ "${LESTASH_SKIP_FUZZ:-0}" != 1 ]; then

@@ -1,4 +1,4 @@
-// UUID generation (v4 random, v5 name-based) and the SHA-1 it needs.
+// UUID generation: v4 random, and v3 name-based from MD5 (see uuid.hpp).
 #include "lestash_sync/common/uuid.hpp"
 
 #include "lestash_sync/common/md5.hpp"

@@ -74,10 +74,32 @@ void remove_stale_socket(const std::string& path) {
     ::unlink(path.c_str());
 }
 
+// Listening on `path`, the socket created 0600 in a private directory.
+void listen_on(stream::acceptor& acceptor, const std::string& path) {
+    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
+        throw ConfigError("control socket path too long for a Unix socket: " + path);
+    prepare_socket_directory(path);
+    remove_stale_socket(path);
+    std::error_code ec;
+    acceptor.open(stream(), ec);
+    if (!ec) {
+        // Created 0600 from the start: no moment where others could connect.
+        const mode_t old_mask = ::umask(0177);
+        acceptor.bind(stream::endpoint(path), ec);
+        ::umask(old_mask);
+    }
+    if (!ec)
+        acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec)
+        throw ConfigError("cannot create the control socket " + path + ": " + ec.message() +
+                          " — set [control] socket or --socket to a path you can write");
+}
+
 }  // namespace
 
 void ControlServer::Impl::accept() {
-    acceptor.async_accept([self = shared_from_this()](std::error_code ec, stream::socket socket) {
+    acceptor.async_accept([self = shared_from_this(), socket_number = listening](
+                              std::error_code ec, stream::socket socket) {
         if (ec == asio::error::operation_aborted || !self->acceptor.is_open())
             return;
         if (!ec) {
@@ -108,31 +130,34 @@ void ControlServer::Impl::accept() {
         } else {
             spdlog::warn("control socket: accept failed: {}", ec.message());
         }
-        self->accept();
+        if (socket_number == self->listening)
+            self->accept();
     });
 }
 
 ControlServer::ControlServer(asio::io_context& io, ControlOptions options, StatusBoard& status,
                              SyncWorker& worker)
     : impl_(std::make_shared<Impl>(io, std::move(options), status, worker)) {
-    const std::string& path = impl_->options.socket_path;
-    if (path.size() >= sizeof(sockaddr_un{}.sun_path))
-        throw ConfigError("control socket path too long for a Unix socket: " + path);
-    prepare_socket_directory(path);
-    remove_stale_socket(path);
-    auto& acceptor = impl_->acceptor;
-    acceptor.open(stream());
-    // Created 0600 from the start: no moment where others could connect.
-    const mode_t old_mask = ::umask(0177);
-    std::error_code ec;
-    acceptor.bind(stream::endpoint(path), ec);
-    ::umask(old_mask);
-    if (ec)
-        throw ConfigError("cannot create the control socket " + path + ": " + ec.message() +
-                          " — set [control] socket or --socket to a path you can write");
-    acceptor.listen(asio::socket_base::max_listen_connections);
+    listen_on(impl_->acceptor, impl_->options.socket_path);
     impl_->accept();
-    spdlog::info("control socket at {}", path);
+    spdlog::info("control socket at {}", impl_->options.socket_path);
+}
+
+void ControlServer::reconfigure(const std::string& socket_path,
+                                std::chrono::milliseconds read_timeout) {
+    if (socket_path != impl_->options.socket_path) {
+        stream::acceptor fresh(impl_->io);
+        listen_on(fresh, socket_path);
+        std::error_code ignored;
+        impl_->acceptor.close(ignored);
+        ::unlink(impl_->options.socket_path.c_str());
+        spdlog::info("control socket moved from {} to {}", impl_->options.socket_path, socket_path);
+        impl_->acceptor = std::move(fresh);
+        impl_->options.socket_path = socket_path;
+        ++impl_->listening;
+        impl_->accept();
+    }
+    impl_->options.read_timeout = read_timeout;
 }
 
 ControlServer::~ControlServer() {

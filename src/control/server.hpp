@@ -82,6 +82,9 @@ struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
     std::deque<json> recent;  // the last events, for `lestash-sync log`
     bool stopping = false;
     std::uint64_t next_session = 1;
+    // Counts the sockets listened on: an accept of the previous one that
+    // completes after a move to a new path does not re-arm.
+    std::uint64_t listening = 0;
 
     // A `sync.now --wait` client waiting to be caught up.
     struct Waiter {

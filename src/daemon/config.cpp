@@ -356,4 +356,20 @@ Config load_config(const CommandLineOverrides& flags) {
     return config;
 }
 
+std::string keys_needing_restart(const Config& running, const Config& reloaded) {
+    auto sorted = [](std::vector<std::string> tables) {
+        std::sort(tables.begin(), tables.end());
+        return tables;
+    };
+    std::vector<std::string> changed;
+    if (reloaded.database != running.database)
+        changed.emplace_back("[database] path");
+    if (sorted(reloaded.tables) != sorted(running.tables))
+        changed.emplace_back("[sync] tables");
+    std::string out;
+    for (std::size_t i = 0; i < changed.size(); ++i)
+        out += (i == 0 ? "" : i + 1 == changed.size() ? " and " : ", ") + changed[i];
+    return out;
+}
+
 }  // namespace lestash

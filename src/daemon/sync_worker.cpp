@@ -378,12 +378,32 @@ void SyncWorker::apply_reload() {
     std::lock_guard<std::mutex> lock(settings_mutex_);
     disconnect("reloading the configuration");
     settings_.postgres = pending_settings_.postgres;
+    status_.update([&](DaemonStatus& s) {
+        s.postgres_target = settings_.postgres.empty() ? "" : describe_target(settings_.postgres);
+    });
     settings_.sync = pending_settings_.sync;
     settings_.debounce = pending_settings_.debounce;
     settings_.safety_pull = pending_settings_.safety_pull;
     settings_.response_timeout = pending_settings_.response_timeout;
     guard_.set_timeout(settings_.response_timeout);
+    settings_.max_backoff = pending_settings_.max_backoff;
+    backoff_.set_cap(std::chrono::duration_cast<std::chrono::milliseconds>(settings_.max_backoff));
     backoff_.reset();
+    // An empty name keeps the stored one, as at start. The attach options
+    // (the database, the tables) stay: they need a restart (main says so).
+    const auto& name = pending_settings_.replica_name;
+    if (name.empty())
+        return;
+    try {
+        if (name == replica_->name())
+            return;
+        replica_->set_meta("replica_name", name);
+        settings_.replica_name = name;
+        status_.update([&](DaemonStatus& s) { s.replica_name = name; });
+        spdlog::info("replica name now {}", name);
+    } catch (const Error& e) {
+        spdlog::error("replica name not changed: {}", e.what());
+    }
 }
 
 void SyncWorker::run_jobs() {

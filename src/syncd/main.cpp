@@ -154,6 +154,7 @@ class Daemon {
            std::string private_postgres)
         : flags_(flags),
           private_postgres_(std::move(private_postgres)),
+          config_(config),
           lock_(config.database),
           worker_(worker_settings(config), status_),
           signals_(io_, SIGTERM, SIGINT, SIGHUP),
@@ -220,15 +221,29 @@ class Daemon {
         });
     }
 
+    // Every key applies but the database and the tables, which the log line
+    // says need a restart (and keep their running values meanwhile).
     void reload() {
         systemd_.reloading();
         try {
             Config fresh = lestash::load_config(flags_);
             if (fresh.postgres.empty())
                 fresh.postgres = private_postgres_;
+            control_->reconfigure(fresh.socket_path,
+                                  std::chrono::seconds(fresh.request_timeout_seconds));
             spdlog::get("lestash-syncd")->set_level(spdlog::level::from_str(fresh.log_level));
             worker_.reload(worker_settings(fresh));
-            spdlog::info("configuration reloaded");
+            const auto restart = lestash::keys_needing_restart(config_, fresh);
+            fresh.database = config_.database;
+            fresh.tables = config_.tables;
+            config_ = std::move(fresh);
+            if (restart.empty())
+                spdlog::info("configuration reloaded");
+            else
+                spdlog::warn(
+                    "configuration reloaded; {} changed and {} a restart: systemctl --user "
+                    "restart lestash-syncd",
+                    restart, restart.find(" and ") == std::string::npos ? "needs" : "need");
         } catch (const lestash::Error& e) {
             spdlog::error("configuration not reloaded, keeping the old one: {}", e.what());
         }
@@ -251,6 +266,7 @@ class Daemon {
 
     const lestash::CommandLineOverrides& flags_;
     const std::string private_postgres_;
+    Config config_;  // as running: the last one loaded, with the database and tables of start
     DatabaseLock lock_;
     lestash::StatusBoard status_;
     lestash::SystemdNotifier systemd_;
@@ -369,7 +385,7 @@ int main(int argc, char** argv) {
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
-        // --help and --version exit 0; every usage error exits 2.
+        // --help exits 0; every usage error exits 2.
         return app.exit(e) == 0 ? 0 : 2;
     }
 

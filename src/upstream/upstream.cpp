@@ -60,7 +60,7 @@ void rethrow_as_upstream_error(const std::string& doing) {
             doing + ": commit outcome unknown (will be retried safely): " + e.what(), true,
             "08007");
     } catch (const pqxx::sql_error& e) {
-        const std::string state = e.sqlstate();
+        const std::string& state = e.sqlstate();
         throw UpstreamError(doing + ": " + e.what(), is_transient_sqlstate(state), state);
     } catch (const pqxx::usage_error& e) {
         throw UpstreamError(doing + ": " + e.what(), false);
@@ -136,7 +136,9 @@ void Upstream::require_schema() {
         version == 0
             ? "Postgres at " + target_ +
                   " has no lestash schema — apply the migrations first: lestash-syncd migrate "
-                  "--postgres '<admin conninfo>' (or start docker/compose.yml, which applies them)"
+                  "--postgres '<admin conninfo>' (a Postgres started from "
+                  "docker/docker-compose.yml "
+                  "has them: see docker/README.md)"
             : "the lestash schema at " + target_ + " is at version " + std::to_string(version) +
                   ", this daemon needs " + std::to_string(kRequiredUpstreamVersion) +
                   " — upgrade it: lestash-syncd migrate --postgres '<admin conninfo>'",

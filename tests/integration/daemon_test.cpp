@@ -406,7 +406,7 @@ TEST_CASE("an idle daemon sleeps: no thread wakes while nothing changes", "[daem
     CHECK(da.stop(SIGTERM) == 0);
 }
 
-TEST_CASE("SIGHUP re-reads the config; a bad edit keeps the old one running", "[daemon][config]") {
+TEST_CASE("SIGHUP re-reads the config, a bad edit keeps the old one running", "[daemon][config]") {
     TempDir dir;
     const auto up = fresh_upstream();
     create_lestash_db(dir.file("a.db"), 11);
@@ -442,6 +442,100 @@ TEST_CASE("SIGHUP re-reads the config; a bad edit keeps the old one running", "[
     // the "nothing to do" ones are debug and only appear after the reload.
     CHECK(da.log().find("debug") != std::string::npos);
     CHECK(da.stop(SIGTERM) == 0);
+}
+
+// The keys SIGHUP applies beyond Postgres, sync and log, and the two it
+// cannot (the database it attached, the tables it captures): those it names.
+TEST_CASE("SIGHUP applies the replica name, the request timeout and a moved socket",
+          "[daemon][config][reload]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    const auto db_path = dir.file("a.db");
+    create_lestash_db(db_path, 11);
+    const auto config = dir.file("sync.toml");
+    struct Keys {
+        std::string database, name, socket;
+        int request_timeout = 30;
+        std::string tables =
+            R"(["items", "item_history", "tags", "item_tags", "sources", "sync_log"])";
+    };
+    auto write_config = [&](const Keys& k) {
+        std::ofstream(config) << "[database]\npath = \"" << k.database
+                              << "\"\n[postgres]\nconninfo = \"" << up.daemon_conninfo
+                              << "\"\n[replica]\nname = \"" << k.name
+                              << "\"\n[sync]\ntables = " << k.tables << "\n[control]\nsocket = \""
+                              << k.socket << "\"\nrequest_timeout_seconds = " << k.request_timeout
+                              << "\n[log]\nlevel = \"debug\"\n";
+    };
+    auto status_at = [](const std::string& socket) {
+        ControlClient c(socket);
+        return c.call("status");
+    };
+    auto reload = [&](DaemonProcess& d, const std::string& line) {
+        const auto seen = d.log().size();
+        d.signal(SIGHUP);
+        return eventually([&] { return d.log().find(line, seen) != std::string::npos; });
+    };
+    Keys keys{db_path, "before", dir.file("one/syncd.sock")};
+    write_config(keys);
+    DaemonProcess da({"--config", config}, dir.file("a.log"));
+    INFO(da.log());
+    require_started(da);
+    REQUIRE(status_at(keys.socket)["replica"]["name"] == "before");
+
+    keys.name = "after";
+    keys.socket = dir.file("two/syncd.sock");
+    keys.request_timeout = 1;
+    write_config(keys);
+    REQUIRE(reload(da, "configuration reloaded\n"));
+    CHECK_FALSE(std::filesystem::exists(dir.file("one/syncd.sock")));
+    CHECK(status_at(keys.socket)["replica"]["name"] == "after");
+    {
+        // A client that sends nothing is cut off with the new timeout's words.
+        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::strncpy(addr.sun_path, keys.socket.c_str(), sizeof addr.sun_path - 1);
+        REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        std::string answer;
+        char buf[4096];
+        pollfd p{fd, POLLIN, 0};
+        while (::poll(&p, 1, 30000) > 0) {
+            const auto n = ::read(fd, buf, sizeof buf);
+            if (n <= 0)
+                break;
+            answer.append(buf, static_cast<std::size_t>(n));
+        }
+        ::close(fd);
+        CHECK(answer.find("no complete request within 1 s") != std::string::npos);
+    }
+    // The next push tells Postgres the new name.
+    shell(db_path, "INSERT INTO tags (name) VALUES ('renamed')");
+    CHECK(eventually([&] {
+        pqxx::connection c(up.admin_conninfo);
+        pqxx::read_transaction t(c);
+        return pg_count(t, "SELECT count(*) FROM lestash.replicas WHERE name = 'after'") == 1;
+    }));
+
+    // The database and the tables stay as they are, and the log says so.
+    keys.database = dir.file("b.db");
+    keys.tables = R"(["items"])";
+    write_config(keys);
+    REQUIRE(reload(da,
+                   "configuration reloaded; [database] path and [sync] tables changed and need a "
+                   "restart: systemctl --user restart lestash-syncd"));
+    CHECK(status_at(keys.socket)["database"] == db_path);
+    CHECK_FALSE(std::filesystem::exists(keys.database));
+
+    // A socket path that cannot be used: nothing changes, the old socket serves.
+    std::ofstream(dir.file("two/not-a-socket")) << "a file\n";
+    keys = Keys{db_path, "again", dir.file("two/not-a-socket")};
+    write_config(keys);
+    REQUIRE(reload(da, "configuration not reloaded, keeping the old one"));
+    CHECK(da.log().find("is not a socket") != std::string::npos);
+    CHECK(status_at(dir.file("two/syncd.sock"))["replica"]["name"] == "after");
+    CHECK(da.stop(SIGTERM) == 0);
+    CHECK_FALSE(std::filesystem::exists(dir.file("two/syncd.sock")));
 }
 
 TEST_CASE("a bad config file stops the daemon at start with the file, line and what is expected",

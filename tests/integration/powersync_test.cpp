@@ -49,7 +49,8 @@ std::string source_file(const std::string& relative) {
 
 }  // namespace
 
-TEST_CASE("the publication powersync lists exactly the synced tables, and stays so") {
+TEST_CASE("the publication powersync lists exactly the synced tables, and stays so",
+          "[powersync]") {
     const auto up = fresh_upstream();
     pqxx::connection conn(up.admin_conninfo);
     CHECK(published_tables(conn) == qualified(synced_table_names()));
@@ -74,7 +75,8 @@ TEST_CASE("the publication powersync lists exactly the synced tables, and stays 
     CHECK(published_tables(conn) == expected);
 }
 
-TEST_CASE("a FOR ALL TABLES publication named powersync is refused, saying what to do") {
+TEST_CASE("a FOR ALL TABLES publication named powersync is refused, saying what to do",
+          "[powersync]") {
     const auto up = fresh_upstream();
     pqxx::connection conn(up.admin_conninfo);
     pqxx::nontransaction(conn).exec(
@@ -89,7 +91,7 @@ TEST_CASE("a FOR ALL TABLES publication named powersync is refused, saying what 
     }
 }
 
-TEST_CASE("the service's role reads the synced tables and nothing else") {
+TEST_CASE("the service's role reads the synced tables and nothing else", "[powersync]") {
     const auto up = fresh_upstream();
     pqxx::connection conn(up.admin_conninfo);
     pqxx::nontransaction q(conn);
@@ -126,7 +128,7 @@ TEST_CASE("the service's role reads the synced tables and nothing else") {
                     pqxx::insufficient_privilege);
 }
 
-TEST_CASE("the private Postgres runs with what PowerSync's service needs") {
+TEST_CASE("the private Postgres runs with what PowerSync's service needs", "[powersync]") {
     pqxx::connection conn(fresh_upstream().admin_conninfo);
     pqxx::nontransaction q(conn);
     CHECK(q.exec1("SHOW wal_level")[0].as<std::string>() == "logical");
@@ -138,7 +140,7 @@ TEST_CASE("the private Postgres runs with what PowerSync's service needs") {
             .as<std::int64_t>() > 0);
 }
 
-TEST_CASE("the sync config names every synced table and column") {
+TEST_CASE("the sync config names every synced table and column", "[powersync]") {
     const auto up = fresh_upstream();
     Upstream upstream(up.admin_conninfo);
     const auto names = synced_table_names();
@@ -162,7 +164,8 @@ TEST_CASE("the sync config names every synced table and column") {
     }
 }
 
-TEST_CASE("the checked-in Dart schema is what scripts/powersync-dart-schema prints") {
+TEST_CASE("the checked-in Dart schema is what scripts/powersync-dart-schema prints",
+          "[powersync]") {
     const auto up = fresh_upstream();
     const auto generated = run_command(source_file("scripts/powersync-dart-schema") +
                                        " --postgres '" + up.admin_conninfo + "'");
@@ -183,7 +186,8 @@ TEST_CASE("the checked-in Dart schema is what scripts/powersync-dart-schema prin
                               "not have") != std::string::npos);
 }
 
-TEST_CASE("the id test vectors hold in Postgres: name_based_uuid and other writers' inserts") {
+TEST_CASE("the id test vectors hold in Postgres: name_based_uuid and other writers' inserts",
+          "[powersync]") {
     const auto up = fresh_upstream();
     const auto vectors = json::parse(read_file(source_file("config/powersync/id-vectors.json")));
     pqxx::connection conn(up.admin_conninfo);

@@ -1,8 +1,12 @@
 // Push and pull against a real Postgres: round trips, exactly-once, the
 // change-log reader, column-level merge, history, deletes, bad input.
-#include <catch2/catch.hpp>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
 #include <pqxx/pqxx>
@@ -200,7 +204,7 @@ TEST_CASE("a change whose transaction commits after a later-numbered one is not 
 
 TEST_CASE_METHOD(
     TwoReplicas,
-    "edits of different columns on two replicas both survive; the same column records a "
+    "edits of different columns on two replicas both survive, the same column records a "
     "conflict",
     "[sync][conflict]") {
     AppWriter app_a(a.path()), app_b(b.path());
@@ -395,12 +399,21 @@ TEST_CASE("bad upstream input gets a clear error and loses nothing from the outb
     REQUIRE(depth() == 1);
 
     SECTION("unreachable Postgres") {
-        TempDir probe;
-        const int closed_port = pg.port() + 1;  // nothing listens there in these tests
+        // A port held but not listening: connecting is refused, whatever
+        // other tests run alongside.
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+        const int closed_port = ntohs(addr.sin_port);
         CHECK_THROWS_WITH(Upstream("host=127.0.0.1 port=" + std::to_string(closed_port) +
                                    " user=x dbname=y connect_timeout=2"),
                           Catch::Contains("cannot connect to Postgres at x@127.0.0.1:") &&
                               Catch::Contains("check [postgres] conninfo"));
+        ::close(fd);
     }
     SECTION("wrong password, never echoed") {
         const auto up = fresh_upstream();

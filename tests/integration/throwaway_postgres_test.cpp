@@ -36,3 +36,11 @@ TEST_CASE("roles other than the superuser must give their password over TCP", "[
     CHECK_THROWS_WITH(pqxx::connection(pg.conninfo_as("fixture_probe", "wrong")),
                       Catch::Contains("password authentication failed"));
 }
+
+// Not a test: CTest's fixture postgres-template runs it first, so that every
+// other test process copies one cluster instead of running initdb
+// (tests/CMakeLists.txt). Hidden, so only that asks for it.
+TEST_CASE("make the Postgres cluster the other test processes copy", "[.][postgres-template]") {
+    make_postgres_template();
+    CHECK(ThrowawayPostgres().running());
+}

@@ -184,7 +184,7 @@ TEST_CASE("a delete records the identity the row had, and a reused rowid gets a 
     CHECK(replica.db().query_int("SELECT count(*) FROM _lestash_sync_ids") == 0);
 }
 
-TEST_CASE("engine-applied writes produce no outbox entries; app writes in the same second do",
+TEST_CASE("engine-applied writes produce no outbox entries, app writes in the same second do",
           "[capture]") {
     TempDir dir;
     const auto path = dir.file("lestash.db");

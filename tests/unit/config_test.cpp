@@ -270,7 +270,7 @@ TEST_CASE("an error about a conninfo never shows its password", "[config]") {
 }
 
 TEST_CASE(
-    "a leading ~ in a path is the home directory; other relative paths in the file are "
+    "a leading ~ in a path is the home directory, other relative paths in the file are "
     "refused",
     "[config]") {
     IsolatedHome home;
@@ -349,4 +349,24 @@ TEST_CASE("redact_conninfo leaves a conninfo without a password as it is", "[con
          {"host=db dbname=lestash user=me sslmode=verify-full", "service=lestash",
           "postgresql://me@db:5432/lestash?sslmode=require", "postgresql:///lestash", ""})
         CHECK(redact_conninfo(conninfo) == conninfo);
+}
+
+TEST_CASE("a reload names the database path and the tables as needing a restart, nothing else",
+          "[config][reload]") {
+    const Config running;
+    Config reloaded = running;
+    reloaded.postgres = "host=elsewhere";
+    reloaded.replica_name = "renamed";
+    reloaded.socket_path = "/tmp/elsewhere.sock";
+    reloaded.request_timeout_seconds = 5;
+    reloaded.max_backoff_seconds = 5;
+    reloaded.log_level = "debug";
+    reloaded.tables = {"sync_log", "sources", "item_tags", "tags", "item_history", "items"};
+    CHECK(lestash::keys_needing_restart(running, reloaded).empty());  // the same tables
+    reloaded.database = "/elsewhere/lestash.db";
+    CHECK(lestash::keys_needing_restart(running, reloaded) == "[database] path");
+    reloaded.tables = {"items"};
+    CHECK(lestash::keys_needing_restart(running, reloaded) == "[database] path and [sync] tables");
+    reloaded.database = running.database;
+    CHECK(lestash::keys_needing_restart(running, reloaded) == "[sync] tables");
 }

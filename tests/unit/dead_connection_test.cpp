@@ -146,7 +146,7 @@ TEST_CASE("a request that gets no answer has its connection dropped by the guard
     CHECK(guard.dropped() == 1);
 }
 
-TEST_CASE("the guard leaves answered, idle and forgotten connections alone",
+TEST_CASE("the guard leaves answered and forgotten connections alone, idle ones until busy again",
           "[response_guard][network]") {
     TcpPair pair;
     ResponseGuard guard(100ms);

@@ -6,8 +6,9 @@
 
 using namespace lestash;
 
-TEST_CASE("the default tables are items, item_history, tags, item_tags, sources, sync_log",
-          "[spec]") {
+TEST_CASE(
+    "the default tables, parents first: items, tags, sources, item_history, item_tags, sync_log",
+    "[spec]") {
     std::vector<std::string> names;
     for (const auto& t : default_table_specs()) names.push_back(t.name);
     CHECK(names == std::vector<std::string>{"items", "tags", "sources", "item_history", "item_tags",

@@ -43,6 +43,12 @@ class ControlServer {
     void status_changed();
     // Tells waiting clients the daemon is going away.
     void shutting_down();
+    // A reloaded [control] section. The read timeout applies from each
+    // client's next request. A new socket path is listened on first, then
+    // the old socket closed and removed; connected clients stay. Raises
+    // ConfigError, as at start, when the new path cannot be used, and then
+    // keeps listening where it was.
+    void reconfigure(const std::string& socket_path, std::chrono::milliseconds read_timeout);
 
     struct Impl;
 

@@ -3,6 +3,7 @@
 // its step so that many daemons restarting together do not retry in step.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 
@@ -21,6 +22,11 @@ class Backoff {
         attempts_ = 0;
     }
     int attempts() const { return attempts_; }
+    // A new cap (a reloaded max_backoff_seconds), for the next delay on.
+    void set_cap(std::chrono::milliseconds cap) {
+        cap_ = cap;
+        step_ = std::min(step_, cap_);
+    }
 
   private:
     std::chrono::milliseconds cap_, first_;

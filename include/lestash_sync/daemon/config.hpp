@@ -50,4 +50,9 @@ void add_config_flags(CLI::App& app, CommandLineOverrides& flags);
 // and line (or the flag), the key, and what is expected.
 Config load_config(const CommandLineOverrides& flags);
 
+// A reload (SIGHUP) applies every key but the database and the tables it
+// attached with, which need a restart: those of them `reloaded` changes,
+// as "[database] path and [sync] tables", or "" when none.
+std::string keys_needing_restart(const Config& running, const Config& reloaded);
+
 }  // namespace lestash
