@@ -171,12 +171,18 @@ out=$(ux 'lestash-sync status') || fail "lestash-sync status against the package
 grep -q "not configured (capturing locally only)" <<<"$out" || fail "unexpected status: $out"
 out=$(ux 'lestash-sync status --json') || fail "lestash-sync status --json: $out"
 grep -q "\"version\": \"$version\"" <<<"$out" || fail "the daemon does not report version $version: $out"
+# README's next step: the example config in place, then a reload, which
+# the daemon takes (the example has no conninfo: still capturing only).
+ux 'cp /usr/share/doc/lestash-sync/sync.toml.example ~/.config/lestash/sync.toml && systemctl --user reload lestash-syncd' ||
+    fail "README's cp of the example config and systemctl --user reload failed"
+wait_for 30 "the daemon answers after the reload" ux 'lestash-sync status'
+state=$(ux 'systemctl --user is-active lestash-syncd') || fail "the unit is not active after the reload: $state"
 ux 'systemctl --user disable --now lestash-syncd' >/dev/null 2>&1 || fail "disable --now failed"
 phase_done "systemctl --user enable --now, lestash-sync status"
 
 # --- 7. removal ----------------------------------------------------------------------
-root 'apt-get remove -qq lestash-sync' >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log" >&2; fail "apt-get remove failed"; }
+root 'sudo apt remove lestash-sync' >"$tmp/remove.log" 2>&1 || { cat "$tmp/remove.log" >&2; fail "README's sudo apt remove lestash-sync failed"; }
 left=$(root 'ls /usr/bin/lestash-sync* /usr/lib/systemd/user/lestash-syncd.service /usr/share/man/man1/lestash-sync.1.gz 2>/dev/null' || true)
-[ -z "$left" ] || fail "apt-get remove left: $left"
-phase_done "apt-get remove"
+[ -z "$left" ] || fail "apt remove left: $left"
+phase_done "sudo apt remove lestash-sync"
 echo "ok: $(basename "$deb") installs into a clean Debian 12 with its Depends, and runs"
