@@ -9,6 +9,9 @@ packages=(
   catch2 libtomlplusplus-dev libcli11-dev
   postgresql-15 postgresql-client-15
   python3 procps systemd clang libclang-rt-14-dev
+  # The man pages (help2man over the programs' --help; groff checks them) and
+  # the Debian package (cpack's dpkg-shlibdeps needs file).
+  help2man groff-base file
   # The lestash plugin (src/python), and pip-installing it offline in its tests.
   python3-typer python3-rich python3-pip python3-venv python3-setuptools python3-wheel
 )

@@ -1,7 +1,8 @@
 // lestash-sync: talks to the running lestash-syncd over its control socket.
 // Readable output by default (colour only on a terminal), --json for
-// scripts. Exit codes: 0 ok, 1 the daemon reported an error, 2 usage,
-// 3 verify found differences, 4 timed out, 69 the daemon is not running.
+// scripts. Exit codes: 0 ok, 1 the daemon reported an error, 2 usage (or a
+// config file that names the socket and is wrong), 3 verify found
+// differences, 4 timed out, 69 the daemon is not running.
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -11,16 +12,21 @@
 #include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <optional>
 
+#include "lestash_sync/common/error.hpp"
 #include "lestash_sync/control/control_client.hpp"
 #include "lestash_sync/control/rpc.hpp"
+#include "lestash_sync/daemon/command_line.hpp"
+#include "lestash_sync/daemon/config.hpp"
 #include "lestash_sync/daemon/paths.hpp"
 
 namespace {
 
 using json = nlohmann::json;
 
-constexpr int kExitError = 1, kExitDifferent = 3, kExitTimedOut = 4, kExitNotRunning = 69;
+constexpr int kExitError = 1, kExitUsage = 2, kExitDifferent = 3, kExitTimedOut = 4,
+              kExitNotRunning = 69;
 
 struct Style {
     bool colour = false;
@@ -163,7 +169,7 @@ void print_json(const json& j) {
 
 // Everything the command line can say.
 struct Options {
-    std::string socket = lestash::default_socket_path();
+    std::optional<std::string> socket, config;  // unset: found as the daemon finds it
     bool as_json = false;
     bool wait = false;  // now
     double timeout_s = 60;
@@ -421,28 +427,43 @@ std::vector<std::pair<CLI::App*, Command>> add_commands(CLI::App& app, Options& 
     return out;
 }
 
+// The daemon's socket, found as the daemon finds it.
+std::string socket_path(const Options& o) {
+    lestash::CommandLineOverrides where;
+    where.config = o.config;
+    where.socket = o.socket;
+    return lestash::control_socket_path(where);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"lestash-sync: status and control of the lestash-syncd daemon"};
+    lestash::CommandLine command_line(
+        "lestash-sync", "lestash-sync: status and control of the lestash-syncd daemon");
+    CLI::App& app = command_line.app();
     app.require_subcommand(1);
     Options o;
-    app.add_option("--socket", o.socket, "the daemon's control socket")->capture_default_str();
+    app.add_option("--socket", o.socket,
+                   "the daemon's control socket (default: [control] socket in the config file, "
+                   "else " +
+                       lestash::default_socket_path() + ")");
+    app.add_option("--config", o.config,
+                   "the daemon's config file, read for its [control] socket (default: " +
+                       lestash::default_config_path() + " when it exists)");
     app.add_flag("--json", o.as_json, "print the daemon's JSON answer (for scripts)");
     const auto commands = add_commands(app, o);
+    if (const auto done = command_line.parse(argc, argv))
+        return *done;
     try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        // --help and --version exit 0; every usage error exits 2.
-        return app.exit(e) == 0 ? 0 : 2;
-    }
-    try {
-        lestash::ControlClient client(o.socket);
+        lestash::ControlClient client(socket_path(o));
         const Style st = style_for_stdout();
         for (const auto& [command, run] : commands)
             if (*command)
                 return run(client, o, st);
         return 0;
+    } catch (const lestash::ConfigError& e) {
+        std::fprintf(stderr, "lestash-sync: %s\n", e.what());
+        return kExitUsage;
     } catch (const lestash::DaemonNotRunning& e) {
         std::fprintf(stderr, "lestash-sync: %s\n", e.what());
         return kExitNotRunning;

@@ -5,12 +5,9 @@
 
 #include "lestash_sync/control/queries.hpp"
 #include "lestash_sync/control/rpc.hpp"
+#include "lestash_sync/daemon/version.hpp"
 #include "server.hpp"
 #include "status_view.hpp"
-
-#ifndef LESTASH_VERSION
-#define LESTASH_VERSION "0.0.0"
-#endif
 
 namespace lestash {
 
@@ -18,7 +15,7 @@ using json = nlohmann::json;
 
 void ControlServer::Impl::run(const rpc::HelloCall&, const Caller& caller) {
     reply(caller, {{"protocol", rpc::kProtocolVersion},
-                   {"version", LESTASH_VERSION},
+                   {"version", build_version()},
                    {"daemon", "lestash-syncd"},
                    {"methods", rpc::method_names()}});
 }
@@ -44,6 +41,9 @@ void ControlServer::Impl::run(const rpc::ResumeCall&, const Caller& caller) {
 
 void ControlServer::Impl::run(const rpc::SyncNowCall& c, const Caller& caller) {
     const auto s = status.snapshot();
+    // Waiting could only end in the timeout: say why at once.
+    if (c.wait && s.postgres_target.empty())
+        throw rpc::Failure(rpc::unavailable, kNoPostgresConfigured);
     if (s.state == DaemonState::paused)
         throw rpc::Failure(rpc::paused, "sync is paused — run `lestash-sync resume` first");
     worker.sync_now();

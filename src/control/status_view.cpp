@@ -7,10 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "lestash_sync/control/rpc.hpp"
-
-#ifndef LESTASH_VERSION
-#define LESTASH_VERSION "0.0.0"
-#endif
+#include "lestash_sync/daemon/version.hpp"
 
 namespace lestash::control {
 
@@ -78,7 +75,7 @@ json status_json(const DaemonStatus& s, std::size_t clients) {
         {"cycles", s.cycles},
         {"clients", clients},
         {"protocol", rpc::kProtocolVersion},
-        {"version", LESTASH_VERSION},
+        {"version", build_version()},
     };
 }
 

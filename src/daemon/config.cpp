@@ -329,6 +329,17 @@ void apply_flag(const std::optional<std::string>& value, const char* flag, std::
 
 }  // namespace
 
+std::vector<ConfigKeyDescription> describe_config_keys() {
+    std::vector<ConfigKeyDescription> out;
+    for (const auto& k : keys()) {
+        ConfigKeyDescription d{k.dotted(), std::nullopt};
+        if (const auto* number = std::get_if<WholeNumber>(&k.kind))
+            d.accepted_range = std::pair{number->min, number->max};
+        out.push_back(std::move(d));
+    }
+    return out;
+}
+
 void add_config_flags(CLI::App& app, CommandLineOverrides& flags) {
     app.add_option("--config", flags.config,
                    "config file (default: " + default_config_path() + " when it exists)");
@@ -370,6 +381,12 @@ std::string keys_needing_restart(const Config& running, const Config& reloaded) 
     for (std::size_t i = 0; i < changed.size(); ++i)
         out += (i == 0 ? "" : i + 1 == changed.size() ? " and " : ", ") + changed[i];
     return out;
+}
+
+std::string control_socket_path(const CommandLineOverrides& flags) {
+    if (flags.socket)
+        return socket_path(*flags.socket, Origin{"--socket", false});
+    return load_config(flags).socket_path;
 }
 
 }  // namespace lestash

@@ -25,10 +25,6 @@ enum Request : unsigned {
     kJob = 128,
 };
 
-constexpr const char* kNoPostgres =
-    "no Postgres configured: capturing changes locally only — set [postgres] conninfo in "
-    "sync.toml or start lestash-syncd with --postgres";
-
 std::int64_t now_ns() {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::steady_clock::now().time_since_epoch())
@@ -241,7 +237,7 @@ void SyncWorker::cycle(const char* why) {
     if (!paused_ && settings_.postgres.empty()) {
         status_.update([](DaemonStatus& s) {
             s.state = DaemonState::offline;
-            s.detail = kNoPostgres;
+            s.detail = kNoPostgresConfigured;
         });
     }
     if (paused_ || !connect()) {
@@ -415,7 +411,7 @@ void SyncWorker::run_jobs() {
     const bool connected = connect();
     const std::string reason = connected ? ""
                                : settings_.postgres.empty()
-                                   ? std::string(kNoPostgres)
+                                   ? std::string(kNoPostgresConfigured)
                                    : "Postgres is not reachable: " + status_.snapshot().detail +
                                          " — `lestash-sync status` shows when it is back";
     for (auto& job : jobs) job(connected ? engine_.get() : nullptr, *replica_, reason);

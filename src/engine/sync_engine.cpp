@@ -57,15 +57,15 @@ void SyncEngine::refresh_mappings() {
                 throw SchemaError("column " + spec.name + "." + name +
                                   (fk ? " is a reference locally but not upstream"
                                       : " is a UUID upstream but not a known reference locally") +
-                                  " — the upstream schema does not match this daemon; run "
-                                  "lestash-syncd migrate");
+                                  " — the upstream schema does not match this daemon; run " +
+                                  kMigrateCommand);
             m.columns.push_back({name, up->type, fk});
         }
         for (const auto& k : spec.natural_key) {
             const auto* c = m.find(k);
             if (!c)
                 throw SchemaError("natural key column " + spec.name + "." + k +
-                                  " is missing upstream — run lestash-syncd migrate");
+                                  " is missing upstream — run " + kMigrateCommand);
             m.natural_key.push_back(static_cast<size_t>(c - m.columns.data()));
         }
         mappings_.push_back(std::move(m));

@@ -20,6 +20,7 @@
 #include "lestash_sync/common/proc.hpp"
 #include "lestash_sync/control/control_server.hpp"
 #include "lestash_sync/daemon/backoff.hpp"
+#include "lestash_sync/daemon/command_line.hpp"
 #include "lestash_sync/daemon/config.hpp"
 #include "lestash_sync/daemon/sd_notify.hpp"
 #include "lestash_sync/daemon/sync_worker.hpp"
@@ -330,7 +331,9 @@ int run_once(const Config& c) {
 int run_verify(const Config& c, bool repair) {
     const auto t0 = std::chrono::steady_clock::now();
     if (c.postgres.empty())
-        throw lestash::ConfigError("verify needs Postgres: give --postgres or [postgres] conninfo");
+        throw lestash::ConfigError(
+            "verify needs Postgres: set [postgres] conninfo in sync.toml, or run "
+            "`lestash-syncd verify --postgres '<conninfo>'`");
     lestash::Replica replica({c.database, lestash::select_tables(c.tables)});
     lestash::Upstream upstream(c.postgres);
     lestash::SyncEngine engine(replica, upstream);
@@ -367,7 +370,9 @@ int main(int argc, char** argv) {
     // must be an error SQLite reports and the worker retries with backoff,
     // not SIGXFSZ, whose default action kills the daemon (found by the soak).
     std::signal(SIGXFSZ, SIG_IGN);
-    CLI::App app{"lestash-syncd: keeps a Le Stash database in sync with Postgres"};
+    lestash::CommandLine command_line(
+        "lestash-syncd", "lestash-syncd: keeps a Le Stash database in sync with Postgres");
+    CLI::App& app = command_line.app();
     lestash::CommandLineOverrides flags;
     lestash::add_config_flags(app, flags);
     bool once = false;
@@ -381,13 +386,8 @@ int main(int argc, char** argv) {
     auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
     bool repair = false;
     verify->add_flag("--repair", repair, "fetch the rows that differ again");
-    app.fallthrough();  // `lestash-syncd migrate --postgres X` reads the global flag
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::ParseError& e) {
-        // --help exits 0; every usage error exits 2.
-        return app.exit(e) == 0 ? 0 : 2;
-    }
+    if (const auto done = command_line.parse(argc, argv))
+        return *done;
 
     try {
         Config config = lestash::load_config(flags);
@@ -396,8 +396,8 @@ int main(int argc, char** argv) {
             private_postgres = start_private_postgres(config);
         if (*migrate) {
             if (config.postgres.empty())
-                throw lestash::ConfigError(
-                    "migrate needs --postgres '<conninfo of an owner role>'");
+                throw lestash::ConfigError(std::string("migrate needs Postgres: run ") +
+                                           lestash::kMigrateCommand);
             const int version = lestash::apply_migrations(config.postgres);
             std::cout << "upstream schema at " << lestash::describe_target(config.postgres)
                       << " is at version " << version << "\n";

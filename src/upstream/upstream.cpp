@@ -134,14 +134,11 @@ void Upstream::require_schema() {
         return;
     throw UpstreamError(
         version == 0
-            ? "Postgres at " + target_ +
-                  " has no lestash schema — apply the migrations first: lestash-syncd migrate "
-                  "--postgres '<admin conninfo>' (a Postgres started from "
-                  "docker/docker-compose.yml "
-                  "has them: see docker/README.md)"
+            ? "Postgres at " + target_ + " has no lestash schema — apply the migrations first: " +
+                  kMigrateCommand + " (or start docker/docker-compose.yml, which applies them)"
             : "the lestash schema at " + target_ + " is at version " + std::to_string(version) +
                   ", this daemon needs " + std::to_string(kRequiredUpstreamVersion) +
-                  " — upgrade it: lestash-syncd migrate --postgres '<admin conninfo>'",
+                  " — upgrade it: " + kMigrateCommand,
         false);
 }
 
@@ -157,7 +154,7 @@ UpstreamSchema Upstream::read_schema(const std::vector<std::string>& tables) {
                     table);
                 if (rows.empty())
                     throw UpstreamError("Postgres at " + target_ + " has no table lestash." +
-                                            table + " — run lestash-syncd migrate",
+                                            table + " — apply the migrations: " + kMigrateCommand,
                                         false);
                 for (const auto& r : rows) {
                     const std::string name = r[0].as<std::string>();

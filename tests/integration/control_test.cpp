@@ -586,4 +586,121 @@ TEST_CASE("the CLI: every subcommand, readable and --json, with meaningful exit 
     CHECK(a.process->stop(SIGTERM) == 0);
 }
 
+TEST_CASE("the CLI takes its global options after the subcommand too, as people type them",
+          "[control][cli]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    RunningDaemon a(dir, "a", up.daemon_conninfo);
+    INFO(a.process->log());
+    shell(a.db,
+          "INSERT INTO items (source_type, source_id, title, content) VALUES ('note', 'late', "
+          "'Okapi notes', 'the okapi is shy')");
+    auto run = [&](const std::string& args) {
+        const auto r = run_command(std::string(LESTASH_CLI_PATH) + " " + args);
+        INFO("lestash-sync " << args << "\n" << r.output);
+        CHECK(r.status == 0);
+        return r.output;
+    };
+    const std::string socket = "--socket '" + a.socket + "'";
+    CHECK(json::parse(run("status --json " + socket))["replica"]["name"] == "a");
+    CHECK(json::parse(run("now " + socket + " --wait --json"))["caught_up"] == true);
+    const auto hits = json::parse(run("search okapi --json --limit 5 " + socket));
+    CHECK(hits["hits"].size() == 1);
+    CHECK(json::parse(run("conflicts --all " + socket + " --json"))["conflicts"].empty());
+    // A nested subcommand, the global options last: --json shapes even the error.
+    const auto resolve = run_command(std::string(LESTASH_CLI_PATH) +
+                                     " conflicts resolve 4242 --keep winner " + socket + " --json");
+    INFO(resolve.output);
+    CHECK(resolve.status == 1);
+    CHECK(resolve.output.find("\"error\"") != std::string::npos);
+    CHECK(a.process->stop(SIGTERM) == 0);
+}
+
+TEST_CASE("--version on both programs is the version the daemon reports over the socket",
+          "[control][cli]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    RunningDaemon a(dir, "a", up.daemon_conninfo);
+    const std::string version = a.call("hello")["version"];
+    CHECK(a.call("status")["version"] == version);
+    for (const std::string program : {LESTASH_SYNCD_PATH, LESTASH_CLI_PATH}) {
+        const auto r = run_command(program + " --version");
+        const auto name = std::filesystem::path(program).filename().string();
+        CHECK(r.status == 0);
+        CHECK(r.output == name + " " + version + "\n");
+        // And after a subcommand, like any global option.
+        CHECK(run_command(program + " verify --version").output == r.output);
+    }
+    CHECK(a.process->stop(SIGTERM) == 0);
+}
+
+TEST_CASE("the CLI finds the socket as the daemon does: --socket, else sync.toml, else the default",
+          "[control][cli]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    RunningDaemon a(dir, "a", up.daemon_conninfo);
+    const auto config_home = dir.file("config");
+    std::filesystem::create_directories(config_home + "/lestash");
+    std::ofstream(config_home + "/lestash/sync.toml")
+        << "[control]\nsocket = \"" << a.socket << "\"\n";
+    // Nothing else points at the daemon's socket: the default is elsewhere.
+    const std::string env = "env XDG_CONFIG_HOME='" + config_home + "' XDG_RUNTIME_DIR='" +
+                            dir.file("elsewhere") + "' " + LESTASH_CLI_PATH;
+    auto r = run_command(env + " status --json");
+    INFO(r.output);
+    REQUIRE(r.status == 0);
+    CHECK(json::parse(r.output)["replica"]["name"] == "a");
+    // --config names the file; --socket wins over both.
+    const auto other = dir.file("other.toml");
+    std::ofstream(other) << "[control]\nsocket = \"" << a.socket << "\"\n";
+    r = run_command(std::string("env XDG_RUNTIME_DIR='") + dir.file("elsewhere") + "' " +
+                    LESTASH_CLI_PATH + " status --config '" + other + "'");
+    CHECK(r.status == 0);
+    r = run_command(env + " status --socket '" + dir.file("nobody.sock") + "'");
+    CHECK(r.status == 69);
+    CHECK(r.output.find(dir.file("nobody.sock")) != std::string::npos);
+    // Without a file, the default path, named in the message.
+    r = run_command("env XDG_CONFIG_HOME='" + dir.file("none") + "' XDG_RUNTIME_DIR='" +
+                    dir.file("elsewhere") + "' " + LESTASH_CLI_PATH + " status");
+    CHECK(r.status == 69);
+    CHECK(r.output.find(dir.file("elsewhere") + "/lestash/syncd.sock") != std::string::npos);
+    // A file the daemon would refuse is refused here too, with its line.
+    std::ofstream(config_home + "/lestash/sync.toml") << "[control]\nsocket = \"relative.sock\"\n";
+    r = run_command(env + " status");
+    CHECK(r.status == 2);
+    CHECK(r.output.find("sync.toml:2") != std::string::npos);
+    CHECK(a.process->stop(SIGTERM) == 0);
+}
+
+TEST_CASE("sync.now with wait on a daemon without Postgres answers unavailable at once",
+          "[control][cli]") {
+    TempDir dir;
+    const auto socket = dir.file("run/syncd.sock");
+    DaemonProcess d({"--db", dir.file("c.db"), "--socket", socket}, dir.file("c.log"),
+                    {"XDG_CONFIG_HOME=" + dir.file("config")});
+    INFO(d.log());
+    REQUIRE(eventually([&] {
+        try {
+            return ControlClient(socket).call("status")["state"] == "offline";
+        } catch (const std::exception&) {
+            return false;
+        }
+    }));
+    // A long timeout: the answer must not wait for it (-32003 would).
+    try {
+        ControlClient(socket).call("sync.now", {{"wait", true}, {"timeout_ms", 600000}});
+        FAIL("sync.now with wait succeeded without Postgres");
+    } catch (const RpcError& e) {
+        CHECK(e.code == rpc::unavailable);
+        CHECK_THAT(e.what(), Catch::Matchers::Contains("no Postgres configured"));
+    }
+    // Without wait it stays a request; the CLI says why --wait cannot work.
+    CHECK(ControlClient(socket).call("sync.now")["requested"] == true);
+    const auto r = run_command(std::string(LESTASH_CLI_PATH) + " now --wait --socket '" + socket +
+                               "' --timeout 600");
+    CHECK(r.status == 1);
+    CHECK(r.output.find("no Postgres configured") != std::string::npos);
+    CHECK(d.stop(SIGTERM) == 0);
+}
+
 }  // namespace lestash::test

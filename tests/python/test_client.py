@@ -318,18 +318,37 @@ class WithoutPostgres(fx.DaemonCase):
             self.assertEqual(raised.exception.code, -32000)
             self.assertIn("no Postgres configured", str(raised.exception))
 
-    def test_sync_now_wait_times_out_with_the_status_saying_why(self) -> None:
-        with self.assertRaises(TimedOutError) as raised:
-            self.d.client().sync_now(wait=True, timeout_ms=200)
-        self.assertEqual(raised.exception.code, -32003)
-        self.assertEqual(raised.exception.status.state, "offline")
-        self.assertIn("no Postgres configured", raised.exception.status.detail)
+    def test_sync_now_wait_is_unavailable_at_once_rather_than_timing_out(self) -> None:
+        # A long timeout: waiting for it would be -32003, not this.
+        with self.assertRaises(UnavailableError) as raised:
+            self.d.client().sync_now(wait=True, timeout_ms=600000)
+        self.assertEqual(raised.exception.code, -32000)
+        self.assertIn("no Postgres configured", str(raised.exception))
+        self.assertEqual(self.d.client().status().state, "offline")
 
     def test_local_queries_still_work(self) -> None:
         self.d.add_note("local", "Only here", "captured, never pushed")
         hits = self.d.client().items_search("captured").hits
         self.assertEqual([h.title for h in hits], ["Only here"])
         fx.eventually(lambda: self.d.client().status().outbox_depth >= 1, what="the capture")
+
+
+class PostgresUnreachable(fx.DaemonCase):
+    """A daemon whose Postgres does not answer (nothing listens on port 1 of loopback)."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        cls.d = cls.daemon(
+            "unreachable", "host=127.0.0.1 port=1 dbname=lestash", wait_for=("offline",)
+        )
+
+    def test_sync_now_wait_times_out_with_the_status_saying_why(self) -> None:
+        with self.assertRaises(TimedOutError) as raised:
+            self.d.client().sync_now(wait=True, timeout_ms=200)
+        self.assertEqual(raised.exception.code, -32003)
+        self.assertEqual(raised.exception.status.state, "offline")
+        self.assertTrue(raised.exception.status.detail)
 
 
 class NotRunning(fx.DaemonCase):

@@ -218,10 +218,19 @@ class Offline(PluginCase):
         super().setUpClass()
         cls.d = cls.daemon("offline")
 
-    def test_now_wait_timing_out_exits_4(self) -> None:
-        r = self.lestash_sync(self.d, "now", "--wait", "--timeout", "0.2", code=4)
-        self.assertIn("not caught up after 200 ms", r.stderr)
+    def test_now_wait_without_postgres_exits_1_at_once_with_the_reason(self) -> None:
+        # A long timeout: the answer must not wait for it (exit 4 would).
+        r = self.lestash_sync(self.d, "now", "--wait", "--timeout", "600", code=1)
+        self.assertIn("no Postgres configured", r.stderr)
         self.assertIn("not configured", self.lestash_sync(self.d, "status").stdout)
+
+    def test_now_wait_timing_out_exits_4(self) -> None:
+        # Postgres configured but not answering: waiting can only time out.
+        d = self.daemon(
+            "unreachable", "host=127.0.0.1 port=1 dbname=lestash", wait_for=("offline",)
+        )
+        r = self.lestash_sync(d, "now", "--wait", "--timeout", "0.2", code=4)
+        self.assertIn("not caught up after 200 ms", r.stderr)
 
     def test_postgres_only_commands_exit_1_with_the_reason(self) -> None:
         for args in (

@@ -1,4 +1,4 @@
-# Shared by the Docker tests (compose_test.sh, systemd_container_test.sh):
+# Shared by the Docker tests (compose_test.sh, systemd_container_test.sh, deb_test.sh):
 # sourced after `set -euo pipefail`. It installs what is missing, starts
 # dockerd when none is running, builds images from Debian's packages (Docker
 # Hub is unreachable on CI) and caches them by a hash of what went into them,
@@ -11,6 +11,8 @@
 #   dl_start_dockerd                 # exits 77 when dockerd cannot run here
 #   dl_build_image IMAGE CONTEXT_DIR # cached; rebuilt when CONTEXT_DIR or its FROM image changes
 #   phase_done NAME                  # timings, printed on exit (even on failure)
+#   dl_cgroup2, dl_run_systemd, dl_wait_booted  # systemd as PID 1 in a container
+#   wait_for SECONDS WHAT COMMAND... # until COMMAND succeeds
 #
 # Exit 77 (CTest: Skipped) means only "Docker cannot run here"; every other
 # problem is a failure.
@@ -233,4 +235,56 @@ dl_build_image() {
     # The previous build of this tag, now untagged.
     docker image prune -f --filter "label=$DL_LABEL" >/dev/null 2>&1 || true
     phase_done "image $image (built)"
+}
+
+# --- systemd as PID 1 in a container ------------------------------------------
+# dl_cgroup2: the host's cgroup2 hierarchy, which systemd in a container
+# manages (unified or hybrid host); skips (77) when there is none.
+dl_cgroup2() {
+    if [ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]; then
+        echo /sys/fs/cgroup/unified
+    elif [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; then
+        echo /sys/fs/cgroup
+    else
+        skip "this host has no cgroup2 hierarchy for systemd in a container"
+    fi
+}
+
+# dl_run_systemd CGROUP2 NETWORK LABEL IMAGE: starts IMAGE with systemd as
+# PID 1 (the flags it needs here, TESTING-NOTES.md), network NETWORK (none,
+# host), label lestash.ci-test=LABEL; prints the container's id.
+dl_run_systemd() {
+    docker run -d --network "$2" --cap-add=ALL --cap-drop=SYS_RESOURCE \
+        --security-opt seccomp=unconfined --cgroupns=host -v "$1:/sys/fs/cgroup:rw" \
+        --tmpfs /run --tmpfs /run/lock --label "lestash.ci-test=$3" "$4" ||
+        fail "docker run of $4 failed"
+}
+
+# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds (quietly); fails
+# naming WHAT when it does not within SECONDS.
+wait_for() {
+    local deadline=$((SECONDS + $1)) what=$2
+    shift 2
+    until "$@" >/dev/null 2>&1; do
+        [ $SECONDS -lt $deadline ] || fail "not within $1 s: $what"
+        sleep 0.2
+    done
+}
+
+# dl_wait_booted CID: until the container's systemd has finished booting;
+# notes a degraded one, fails (with its log) when it does not finish in 120 s.
+dl_wait_booted() {
+    local cid=$1 state deadline=$((SECONDS + 120))
+    while :; do
+        # Fails to connect until systemd has its bus socket up.
+        state=$(timeout 120 docker exec "$cid" systemctl is-system-running --wait 2>&1) || true
+        case "$state" in *"Failed to connect"*) ;; *) break ;; esac
+        [ $SECONDS -lt $deadline ] || break
+        sleep 0.2
+    done
+    case "$state" in
+    running) ;;
+    degraded) echo "note: the container's systemd is degraded: $(docker exec "$cid" systemctl --failed --plain --no-legend | awk '{ print $1 }' | tr '\n' ' ')" ;;
+    *) docker logs "$cid" 2>&1 | tail -30 >&2; fail "systemd in the container did not finish booting: '$state'" ;;
+    esac
 }

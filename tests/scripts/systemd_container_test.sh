@@ -46,15 +46,7 @@ test_cleanup() {
 # --- 1. packages, dockerd, cgroup2 ------------------------------------------
 dl_install_packages docker.io debootstrap
 phase_done "install packages"
-# systemd in a container needs a cgroup2 hierarchy to manage (unified or
-# hybrid host).
-if [ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ]; then
-    cgroup2=/sys/fs/cgroup/unified
-elif [ "$(stat -fc %T /sys/fs/cgroup 2>/dev/null)" = cgroup2fs ]; then
-    cgroup2=/sys/fs/cgroup
-else
-    skip "this host has no cgroup2 hierarchy for systemd in a container"
-fi
+cgroup2=$(dl_cgroup2)
 dl_start_dockerd
 phase_done "start dockerd"
 
@@ -99,23 +91,8 @@ dl_build_image "$image" "$tmp/image"
 # --- 3. boot it --------------------------------------------------------------
 # The flags systemd needs as PID 1 here (TESTING-NOTES.md); no network: the
 # daemon reaches Postgres over its unix socket.
-cid=$(docker run -d --network none --cap-add=ALL --cap-drop=SYS_RESOURCE \
-    --security-opt seccomp=unconfined --cgroupns=host -v "$cgroup2:/sys/fs/cgroup:rw" \
-    --tmpfs /run --tmpfs /run/lock --label lestash.ci-test=systemd "$image") ||
-    fail "docker run of $image failed"
-deadline=$((SECONDS + 120))
-while :; do
-    # Fails to connect until systemd has its bus socket up.
-    state=$(timeout 120 docker exec "$cid" systemctl is-system-running --wait 2>&1) || true
-    case "$state" in *"Failed to connect"*) ;; *) break ;; esac
-    [ $SECONDS -lt $deadline ] || break
-    sleep 0.2
-done
-case "$state" in
-running) ;;
-degraded) echo "note: the container's systemd is degraded: $(docker exec "$cid" systemctl --failed --plain --no-legend | awk '{ print $1 }' | tr '\n' ' ')" ;;
-*) docker logs "$cid" 2>&1 | tail -30 >&2; fail "systemd in the container did not finish booting: '$state'" ;;
-esac
+cid=$(dl_run_systemd "$cgroup2" none systemd "$image")
+dl_wait_booted "$cid"
 
 # As the user, with the environment of their session (ux_in: with stdin).
 ux() { docker exec -u "$user" -e HOME="$home" -e XDG_RUNTIME_DIR="/run/user/$uid" -w "$home" "$cid" "$@"; }
@@ -130,14 +107,6 @@ journal() { ux journalctl --user -u "$unit" --no-pager -q -o short; }
 logged() { grep -qF -- "$1" <<<"$(journal)"; }
 pgsql() { docker exec -u postgres "$cid" psql -X -v ON_ERROR_STOP=1 -q -tA -d "${PGDB:-lestash}" "$@"; }
 pgsql_in() { docker exec -i -u postgres "$cid" psql -X -v ON_ERROR_STOP=1 -q -tA -d lestash; }
-wait_for() { # wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds
-    local deadline=$((SECONDS + $1)) what=$2
-    shift 2
-    until "$@" >/dev/null 2>&1; do
-        [ $SECONDS -lt $deadline ] || fail "not within $1 s: $what"
-        sleep 0.2
-    done
-}
 wait_for 60 "the user manager of $user (linger) runs" docker exec "$cid" systemctl is-active "user@$uid.service"
 wait_for 60 "Postgres in the container accepts connections" docker exec "$cid" pg_isready -q
 phase_done "boot systemd in a container"

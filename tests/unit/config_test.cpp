@@ -5,6 +5,8 @@
 #include <CLI/CLI.hpp>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <set>
 
 #include "lestash_sync/common/error.hpp"
 #include "lestash_sync/daemon/config.hpp"
@@ -95,6 +97,73 @@ TEST_CASE("the example file documents exactly the defaults", "[config]") {
     Config expected;
     expected.config_path = example;
     CHECK(load_config(with_config(example)) == expected);
+}
+
+namespace {
+
+// The keys sync.toml(5) documents ("section.name"), each with the roff text
+// of its entry: `.SS "[section]"`, then `.TP` and `\fBname\fR = ...`.
+std::map<std::string, std::string> documented_keys(const std::string& page_path) {
+    std::ifstream page(page_path);
+    REQUIRE(page);
+    std::map<std::string, std::string> out;
+    std::string line, section, *entry = nullptr;
+    bool heading_next = false;
+    while (std::getline(page, line)) {
+        if (line.rfind(".SS \"[", 0) == 0) {
+            section = line.substr(6, line.find(']') - 6);  // .SS "[name]"
+            entry = nullptr;
+        } else if (line.rfind(".SH", 0) == 0) {
+            section.clear();
+            entry = nullptr;
+        } else if (line == ".TP") {
+            heading_next = !section.empty();
+            entry = nullptr;
+        } else if (heading_next && line.rfind("\\fB", 0) == 0) {
+            const auto name = line.substr(3, line.find("\\fR") - 3);
+            entry = &out[section + "." + name];
+            heading_next = false;
+        } else if (entry) {
+            *entry += line + "\n";
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("sync.toml(5) documents every key the parser accepts, and no other", "[config][docs]") {
+    const auto documented = documented_keys(LESTASH_MAN_DIR "/sync.toml.5");
+    std::set<std::string> accepted;
+    for (const auto& key : lestash::describe_config_keys()) {
+        INFO(key.dotted << " (src/daemon/config.cpp) in config/sync.toml.example");
+        accepted.insert(key.dotted);
+        REQUIRE(documented.count(key.dotted) == 1);
+        const auto& entry = documented.at(key.dotted);
+        CHECK(entry.size() > 20);  // its comment, not just a name
+        if (key.accepted_range)
+            CHECK_THAT(entry, Contains(std::to_string(key.accepted_range->first) + " to " +
+                                       std::to_string(key.accepted_range->second)));
+    }
+    for (const auto& [key, entry] : documented) {
+        INFO(key << " is documented but the parser refuses it");
+        CHECK(accepted.count(key) == 1);
+    }
+}
+
+TEST_CASE("a client finds the control socket as the daemon does", "[config]") {
+    IsolatedHome home;
+    CommandLineOverrides flags;
+    CHECK(lestash::control_socket_path(flags) == home.dir.file("run") + "/lestash/syncd.sock");
+    home.write("config/lestash/sync.toml", "[control]\nsocket = \"~/s.sock\"\n");
+    CHECK(lestash::control_socket_path(flags) == home.dir.file("s.sock"));
+    flags.config = home.write("other.toml", "[control]\nsocket = \"/tmp/other.sock\"\n");
+    CHECK(lestash::control_socket_path(flags) == "/tmp/other.sock");
+    // --socket wins, and then no file is read (a broken one included).
+    home.write("config/lestash/sync.toml", "[control\n");
+    flags.config.reset();
+    flags.socket = "/tmp/given.sock";
+    CHECK(lestash::control_socket_path(flags) == "/tmp/given.sock");
 }
 
 TEST_CASE("the file overrides the defaults and flags override the file", "[config]") {

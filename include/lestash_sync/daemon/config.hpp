@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "lestash_sync/daemon/conninfo.hpp"  // redact_conninfo, for whoever shows Config::postgres
@@ -45,6 +46,14 @@ struct CommandLineOverrides {
 // Registers --config, --db, --postgres, --replica, --socket and --log-level.
 void add_config_flags(CLI::App& app, CommandLineOverrides& flags);
 
+// A key the file may hold, as the parser knows it: for the docs and their
+// tests (sync.toml(5) must document exactly these).
+struct ConfigKeyDescription {
+    std::string dotted;                                 // "sync.push_batch"
+    std::optional<std::pair<int, int>> accepted_range;  // whole numbers only
+};
+std::vector<ConfigKeyDescription> describe_config_keys();
+
 // Reads --config (which must exist), else the default path when it exists,
 // else nothing; then applies the flags. Raises ConfigError naming the file
 // and line (or the flag), the key, and what is expected.
@@ -54,5 +63,10 @@ Config load_config(const CommandLineOverrides& flags);
 // attached with, which need a restart: those of them `reloaded` changes,
 // as "[database] path and [sync] tables", or "" when none.
 std::string keys_needing_restart(const Config& running, const Config& reloaded);
+
+// The control socket a client uses, found as the daemon finds it: --socket
+// (no file read then), else [control] socket in the config file (--config,
+// else the default one when it exists), else the default path.
+std::string control_socket_path(const CommandLineOverrides& flags);
 
 }  // namespace lestash

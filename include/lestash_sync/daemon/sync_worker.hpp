@@ -23,6 +23,12 @@
 
 namespace lestash {
 
+// Why a daemon with no Postgres configured does not sync (its status
+// detail, and the answer to what needs Postgres).
+inline constexpr const char* kNoPostgresConfigured =
+    "no Postgres configured: capturing changes locally only — set [postgres] conninfo in "
+    "sync.toml or start lestash-syncd with --postgres";
+
 struct WorkerSettings {
     AttachOptions attach;
     std::string postgres;      // libpq conninfo; empty: capture only

@@ -20,6 +20,11 @@ namespace lestash {
 // The upstream schema version (migrations/postgres) this build needs.
 inline constexpr int kRequiredUpstreamVersion = 4;
 
+// What to run when the upstream schema is missing or too old: the daemon's
+// own role cannot change it, so the command names an owner role.
+inline constexpr const char* kMigrateCommand =
+    "`lestash-syncd migrate --postgres '<conninfo of an owner role>'`";
+
 struct UpstreamColumn {
     std::string name;
     PgType type;
