@@ -66,7 +66,7 @@ fi
 # ThreadSanitizer: only what the unit and integration tests run.
 tsan() {
   configure build/tsan -DCMAKE_BUILD_TYPE=Debug -DLESTASH_TSAN=ON -DLESTASH_DOCKER_TESTS=OFF
-  cmake --build build/tsan -j "$jobs" --target unit_tests integration_tests
+  cmake --build build/tsan -j "$jobs" --target unit_tests integration_tests lestash-id-vectors
   (cd build/tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
     ctest --output-on-failure -j "$jobs" -L '^(unit|integration)$')
 }
