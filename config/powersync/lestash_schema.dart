@@ -57,5 +57,50 @@ const schema = Schema([
     Column.integer('items_updated'),
     Column.text('error_message'),
     Column.integer('_rev')
+  ]),
+  Table('person_profiles', [
+    Column.text('urn'),
+    Column.text('profile_url'),
+    Column.text('display_name'),
+    Column.text('source'),
+    Column.text('created_at'),
+    Column.text('updated_at'),
+    Column.integer('_rev')
+  ]),
+  Table('collections', [
+    Column.text('name'),
+    Column.text('description'),
+    Column.text('created_at'),
+    Column.text('updated_at'),
+    Column.text('metadata'),
+    Column.integer('_rev')
+  ]),
+  Table('collection_items', [
+    Column.text('collection_id'),
+    Column.text('item_id'),
+    Column.text('added_at'),
+    Column.text('note'),
+    Column.integer('_rev')
+  ]),
+  Table('item_media', [
+    Column.text('item_id'),
+    Column.text('media_type'),
+    Column.text('url'),
+    Column.text('local_path'),
+    Column.text('mime_type'),
+    Column.text('alt_text'),
+    Column.integer('position'),
+    Column.text('source_origin'),
+    Column.text('created_at'),
+    Column.integer('_rev')
+  ]),
+  Table('syndications', [
+    Column.text('item_id'),
+    Column.text('target'),
+    Column.text('target_url'),
+    Column.text('published_at'),
+    Column.text('request_body'),
+    Column.text('response_body'),
+    Column.integer('_rev')
   ])
 ]);

@@ -117,6 +117,17 @@ void print_status(const json& s, const Style& st) {
                 s.value("lag_seconds", 0.0));
     std::printf("%-12s %s since start; %s changes refused by Postgres\n", "errors",
                 text(s["errors_since_start"]).c_str(), text(s["dead_letters"]).c_str());
+    const auto list = [](const json& names) {
+        std::string out;
+        for (const auto& n : names) out += (out.empty() ? "" : ", ") + text(n);
+        return out;
+    };
+    if (!s.value("waiting_tables", json::array()).empty())
+        std::printf("%-12s %s (not in the database yet; they sync once Le Stash creates them)\n",
+                    "waiting", list(s["waiting_tables"]).c_str());
+    if (!s.value("unsynced_tables", json::array()).empty())
+        std::printf("%-12s %s (unknown to lestash-sync: they stay on this device)\n", "not synced",
+                    list(s["unsynced_tables"]).c_str());
 }
 
 // A progress bar on stderr, only when stderr is a terminal.
@@ -329,21 +340,28 @@ int run_verify(lestash::ControlClient& client, const Options& o, const Style& st
         return r.value("matches", false) || o.repair ? 0 : kExitDifferent;
     }
     for (const auto& t : r["tables"]) {
+        const std::string repaired = o.repair && !t.value("matches", false)
+                                         ? " (repaired: " + text(t["pushed"]) + " pushed, " +
+                                               text(t["fetched"]) + " fetched)"
+                                         : "";
         std::printf(
-            "%-13s %7s local %7s upstream  %s\n", text(t["table"]).c_str(),
+            "%-16s %7s local %7s upstream  %s%s\n", text(t["table"]).c_str(),
             text(t["local_rows"]).c_str(), text(t["upstream_rows"]).c_str(),
             t.value("matches", false)
                 ? st.green("same").c_str()
                 : st.red(std::to_string(t["missing_locally"].size()) + " missing here, " +
                          std::to_string(t["missing_upstream"].size()) + " missing upstream, " +
                          std::to_string(t["different"].size()) + " different")
-                      .c_str());
+                      .c_str(),
+            repaired.c_str());
     }
     if (r.value("pending_local_rows", 0) > 0)
         std::printf("%s local changes not pushed yet were left out\n",
                     text(r["pending_local_rows"]).c_str());
     if (!r.value("matches", false) && !o.repair)
-        std::printf("run `lestash-sync verify --repair` to fetch them again\n");
+        std::printf(
+            "run `lestash-sync verify --repair`: values Postgres never had are pushed, newer "
+            "ones fetched\n");
     return r.value("matches", false) || o.repair ? 0 : kExitDifferent;
 }
 

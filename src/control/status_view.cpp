@@ -71,6 +71,8 @@ json status_json(const DaemonStatus& s, std::size_t clients) {
         {"outbox_depth", s.outbox_depth},
         {"lag_seconds", s.lag_seconds},
         {"dead_letters", s.dead_letters},
+        {"waiting_tables", s.waiting_tables},
+        {"unsynced_tables", s.unsynced_tables},
         {"errors_since_start", s.errors_since_start},
         {"cycles", s.cycles},
         {"clients", clients},
@@ -138,7 +140,9 @@ json verify_report_json(const VerifyReport& report, bool repaired) {
                           {"missing_locally", t.missing_locally},
                           {"missing_upstream", t.missing_upstream},
                           {"different", t.different},
-                          {"repaired", t.repaired}});
+                          {"repaired", t.repaired},
+                          {"pushed", t.pushed},
+                          {"fetched", t.fetched}});
     return {{"matches", report.matches()},
             {"repair", repaired},
             {"pending_local_rows", report.pending_local_rows},

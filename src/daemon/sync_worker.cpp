@@ -230,6 +230,8 @@ void SyncWorker::refresh_local_counters() {
         s.outbox_depth = depth;
         s.lag_seconds = lag;
         s.dead_letters = dead;
+        s.waiting_tables = replica_->waiting_tables();
+        s.unsynced_tables = replica_->unsynced_tables();
     });
 }
 

@@ -181,20 +181,49 @@ void RowApplier::upsert(const TableMapping& m, const FetchedRow& row) {
 
 void RowApplier::upsert_link(const TableMapping& m, const FetchedRow& row,
                              const std::vector<sqlite::Value>& values) {
-    json key = json::array();
-    for (const auto& k : m.spec->local_key)
-        key.push_back(
-            std::get<std::int64_t>(values[static_cast<size_t>(m.find(k) - m.columns.data())]));
-    if (is_pending(m, key.dump())) {
+    std::vector<sqlite::Value> key;
+    json key_text = json::array();
+    for (const auto& k : m.spec->local_key) {
+        key.push_back(values[static_cast<size_t>(m.find(k) - m.columns.data())]);
+        key_text.push_back(std::get<std::int64_t>(key.back()));
+    }
+    if (is_pending(m, key_text.dump())) {
         defer(m, row.uuid);
         return;
     }
-    auto& st = sql_.get("INSERT OR IGNORE INTO " + quote_identifier(m.spec->name) + " (" +
-                        column_list(m) + ") VALUES (" + placeholders(m) + ")");
-    for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
-    st.run();
+    // A link row's other columns (a collection item's note) are updated
+    // like any row's.
+    const auto current = detail::read_local_row(sql_, m, key);
+    if (!current)
+        insert_row(m, values);
+    else if (*current != values)
+        update_link_row(m, key, values);
+    ids_.set_link_rev(m.spec->name, row.uuid, row.rev);
     undefer(m, row.uuid);
     ++stats_.applied;
+}
+
+void RowApplier::update_link_row(const TableMapping& m, const std::vector<sqlite::Value>& key,
+                                 const std::vector<sqlite::Value>& values) {
+    const auto& k = m.spec->local_key;
+    std::string sets, where;
+    std::vector<const sqlite::Value*> bound;
+    for (size_t i = 0; i < m.columns.size(); ++i) {
+        if (std::find(k.begin(), k.end(), m.columns[i].name) != k.end())
+            continue;
+        sets += (sets.empty() ? "" : ", ") + quote_identifier(m.columns[i].name) + " = ?";
+        bound.push_back(&values[i]);
+    }
+    if (sets.empty())
+        return;  // nothing but its key (item_tags)
+    for (size_t i = 0; i < k.size(); ++i) {
+        where += (where.empty() ? "" : " AND ") + quote_identifier(k[i]) + " = ?";
+        bound.push_back(&key[i]);
+    }
+    auto& st =
+        sql_.get("UPDATE " + quote_identifier(m.spec->name) + " SET " + sets + " WHERE " + where);
+    for (size_t i = 0; i < bound.size(); ++i) st.bind(static_cast<int>(i + 1), *bound[i]);
+    st.run();
 }
 
 std::string RowApplier::column_list(const TableMapping& m) {
@@ -282,8 +311,10 @@ void RowApplier::remove(const TableMapping& m, const std::string& uuid) {
 void RowApplier::remove_link(const TableMapping& m, const std::string& uuid) {
     auto& index = link_index(m);
     const auto it = index.find(uuid);
-    if (it == index.end())
+    if (it == index.end()) {
+        ids_.forget_link(uuid);
         return;
+    }
     json key = json::array();
     for (const auto& v : it->second) key.push_back(std::get<std::int64_t>(v));
     if (is_pending(m, key.dump())) {
@@ -296,6 +327,7 @@ void RowApplier::remove_link(const TableMapping& m, const std::string& uuid) {
     auto& st = sql_.get("DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " + where);
     for (size_t i = 0; i < it->second.size(); ++i) st.bind(static_cast<int>(i + 1), it->second[i]);
     st.run();
+    ids_.forget_link(uuid);
     undefer(m, uuid);
     ++stats_.deleted;
 }

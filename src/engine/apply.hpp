@@ -62,6 +62,9 @@ class RowApplier {
     void upsert(const TableMapping& m, const FetchedRow& row);
     void upsert_link(const TableMapping& m, const FetchedRow& row,
                      const std::vector<sqlite::Value>& values);
+    // The columns of a link row outside its key (`key`: the local key values).
+    void update_link_row(const TableMapping& m, const std::vector<sqlite::Value>& key,
+                         const std::vector<sqlite::Value>& values);
     std::int64_t insert_row(const TableMapping& m, const std::vector<sqlite::Value>& values);
     void update_row(const TableMapping& m, std::int64_t local_id,
                     const std::vector<sqlite::Value>& values);

@@ -155,8 +155,32 @@ PullStats SyncEngine::bootstrap(bool resync) {
     }
     fault("pull:before-cursor-save");
     replica_.set_meta("pull_cursor", horizon.text());
+    for (const auto& m : mappings_) record_mapped(m);  // every table copied: nothing to catch up
     scope.commit();
+    catch_ups_.clear();
     pacer_.after_write(std::chrono::milliseconds(1));
+    return stats;
+}
+
+PullStats SyncEngine::run_catch_ups() {
+    // Changes before the cursor were skipped for these tables; the
+    // snapshot has their result. Changes after it follow as usual.
+    PullStats stats;
+    upstream_.transact<SnapshotRead>(
+        "fetching the rows of " + catch_ups_.front() + " again from " + upstream_.target(),
+        [&](SnapshotRead& tx) {
+            while (!catch_ups_.empty()) {
+                const auto& m = mapping(catch_ups_.front());
+                const PullStats copied = copy_table(tx, m, nullptr);
+                stats += copied;
+                record_mapped(m);
+                spdlog::info(
+                    "table {} caught up: {} rows fetched, {} applied, {} held for local "
+                    "edits",
+                    m.spec->name, copied.changes, copied.applied, copied.deferred);
+                catch_ups_.erase(catch_ups_.begin());
+            }
+        });
     return stats;
 }
 
@@ -195,12 +219,12 @@ struct SyncEngine::ChangesRead {
 };
 
 PullStats SyncEngine::pull_batch() {
-    if (replica_.follow_schema_changes())
-        refresh_mappings();
+    follow_schema();
     const auto cursor_text = replica_.meta("pull_cursor");
     fault("pull:fetch");
     if (!cursor_text)
         return bootstrap(false);
+    PullStats stats = catch_ups_.empty() ? PullStats{} : run_catch_ups();
     const auto cursor = ChangeLogCursor::parse(*cursor_text);
     const auto read = upstream_.transact<SnapshotRead>(
         "pulling changes from " + upstream_.target(),
@@ -208,13 +232,13 @@ PullStats SyncEngine::pull_batch() {
     if (read.compacted_past_us)
         return bootstrap(true);
     if (read.changes == 0)
-        return {};
+        return stats;
     spdlog::debug("pull: change log after {} up to {}: {} entries, {} rows fetched", *cursor_text,
                   read.next_cursor, read.changes, read.rows);
     fault("pull:after-fetch");
-    PullStats stats = apply_rows(read.fetched, &read.next_cursor);
-    stats.changes = read.changes;
-    return stats;
+    PullStats applied = apply_rows(read.fetched, &read.next_cursor);
+    applied.changes = read.changes;
+    return stats += applied;
 }
 
 SyncEngine::ChangesRead SyncEngine::read_changes(pqxx::transaction_base& tx,
@@ -235,6 +259,7 @@ SyncEngine::ChangesRead SyncEngine::read_changes(pqxx::transaction_base& tx,
 }
 
 PullStats SyncEngine::apply_deferred() {
+    follow_schema();
     return refetch(DeferredRows(replica_.db()).all());
 }
 

@@ -145,7 +145,8 @@ class PushBuilder {
                 parents.push_back(*p);
             }
             change.uuid = link_row_uuid(*m.spec, parents);
-            insert = true;  // link rows have no columns to update
+            if (const auto rev = ids_.link_rev(change.uuid))
+                known = Mapping{0, change.uuid, rev};
         }
         added_[{m.spec->name, key_text}] = change.uuid;
         change.insert = insert || !known;
@@ -200,9 +201,12 @@ class PushBuilder {
 
     std::string assign_uuid(const TableMapping& m, std::int64_t local_id,
                             const std::vector<sqlite::Value>& row) {
-        std::vector<sqlite::Value> key_values;
-        for (size_t i : m.natural_key) key_values.push_back(row[i]);
-        std::string uuid = new_row_uuid(*m.spec, key_values);
+        // A key column that is a reference is named by its parent's UUID.
+        std::vector<std::optional<std::string>> key_parts;
+        for (size_t i : m.natural_key)
+            key_parts.push_back(m.columns[i].fk ? parent_uuid(*m.columns[i].fk, row[i])
+                                                : natural_key_part(row[i]));
+        std::string uuid = new_row_uuid(*m.spec, key_parts);
         if (auto holder = ids_.by_uuid(m.spec->name, uuid);
             holder && holder->local_id != local_id) {
             // The natural key's UUID belongs to another local row. If that row
@@ -447,9 +451,22 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
     const auto t0 = std::chrono::steady_clock::now();
     sqlite::Transaction txn(replica_.db());
     replica_.outbox().drop_through(batch.last_seq);
-    for (const auto& [uuid, rev] : batch.revs) ids_.set_server_rev(uuid, rev);
+    std::map<std::string, const std::string*> link_rows;  // uuid -> table
+    for (const auto& u : batch.upserts)
+        if (!u.map->spec->keyed_by_rowid())
+            link_rows[u.uuid] = &u.map->spec->name;
+    for (const auto& [uuid, rev] : batch.revs) {
+        if (const auto link = link_rows.find(uuid); link != link_rows.end())
+            ids_.set_link_rev(*link->second, uuid, rev);
+        else
+            ids_.set_server_rev(uuid, rev);
+    }
     detail::StatementCache rows(replica_.db());
     for (const auto& [map, uuid] : batch.deletes) {
+        if (!map->spec->keyed_by_rowid()) {
+            ids_.forget_link(uuid);
+            continue;
+        }
         // The local row is gone; its identity is no longer needed here.
         const auto known = ids_.by_uuid(map->spec->name, uuid);
         if (known && !detail::read_local_row(rows, *map, {sqlite::Value{known->local_id}}))
@@ -462,7 +479,7 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
 }
 
 PushStats SyncEngine::push_batch() {
-    replica_.follow_schema_changes();
+    follow_schema();
     const auto entries = replica_.outbox().read(0, options_.push_batch);
     if (entries.empty())
         return {};

@@ -3,6 +3,9 @@
 // (push everything, pull until caught up).
 #include "lestash_sync/engine/sync_engine.hpp"
 
+#include <spdlog/spdlog.h>
+#include <algorithm>
+
 namespace lestash {
 
 PushStats& PushStats::operator+=(const PushStats& o) {
@@ -37,12 +40,18 @@ SyncEngine::SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options
 
 SyncEngine::~SyncEngine() = default;
 
+void SyncEngine::follow_schema() {
+    if (replica_.follow_schema_changes())
+        refresh_mappings();
+}
+
 void SyncEngine::refresh_mappings() {
     std::vector<std::string> tables;
-    for (const auto& spec : replica_.tables()) tables.push_back(spec.name);
+    for (const auto* spec : replica_.tables()) tables.push_back(spec->name);
     const UpstreamSchema schema = upstream_.read_schema(tables);
     mappings_.clear();
-    for (const auto& spec : replica_.tables()) {
+    for (const auto* spec_pointer : replica_.tables()) {
+        const TableSpec& spec = *spec_pointer;
         TableMapping m;
         m.spec = &spec;
         const auto& upstream_table = schema.at(spec.name);
@@ -69,6 +78,54 @@ void SyncEngine::refresh_mappings() {
             m.natural_key.push_back(static_cast<size_t>(c - m.columns.data()));
         }
         mappings_.push_back(std::move(m));
+    }
+    plan_catch_ups();
+}
+
+namespace {
+
+std::vector<std::string> column_names(const TableMapping& m) {
+    std::vector<std::string> out;
+    for (const auto& c : m.columns) out.push_back(c.name);
+    return out;
+}
+
+}  // namespace
+
+void SyncEngine::record_mapped(const TableMapping& m) {
+    replica_.set_meta("mapped:" + m.spec->name, nlohmann::json(column_names(m)).dump());
+}
+
+void SyncEngine::plan_catch_ups() {
+    catch_ups_.clear();
+    // Without a cursor the bootstrap copies every table anyway.
+    const bool following = replica_.meta("pull_cursor").has_value();
+    for (const auto& m : mappings_) {
+        const auto before_text = replica_.meta("mapped:" + m.spec->name);
+        std::vector<std::string> before, added;
+        if (before_text)
+            before = nlohmann::json::parse(*before_text).get<std::vector<std::string>>();
+        for (const auto& c : column_names(m))
+            if (std::find(before.begin(), before.end(), c) == before.end())
+                added.push_back(c);
+        if (added.empty() || !following) {
+            if (!before_text || before != column_names(m))
+                record_mapped(m);
+            continue;
+        }
+        if (before_text) {
+            // Columns synced now that were not: values they got here before
+            // went nowhere (Postgres lacked the column), so they go first.
+            sqlite::Transaction txn(replica_.db());
+            replica_.queue_non_default_values(*m.spec, added);
+            txn.commit();
+        }
+        std::string list;
+        for (const auto& c : added) list += (list.empty() ? "" : ", ") + c;
+        spdlog::info("table {} {}: its rows will be fetched again from {}", m.spec->name,
+                     before_text ? "syncs new columns (" + list + ")" : "starts syncing",
+                     upstream_.target());
+        catch_ups_.push_back(m.spec->name);
     }
 }
 

@@ -3,6 +3,7 @@
 // exact bytes of every column, references as UUIDs); Postgres hashes its
 // rows itself, so only per-bucket digests cross the wire unless a bucket
 // differs, and then only per-row hashes of that bucket.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "lestash_sync/common/md5.hpp"
@@ -75,14 +76,13 @@ std::int64_t digest_bits(const std::string& md5) {
 
 std::map<std::string, std::string> SyncEngine::local_canonical_rows(const std::string& table) {
     std::map<std::string, std::string> out;
-    for_each_local_canonical_row(
-        table, [&out](const std::string& uuid, const std::string& text) { out[uuid] = text; });
+    for_each_local_canonical_row(table, [&out](const std::string& uuid, const std::string& text,
+                                               const auto&) { out[uuid] = text; });
     return out;
 }
 
-void SyncEngine::for_each_local_canonical_row(
-    const std::string& table,
-    const std::function<void(const std::string& uuid, const std::string& text)>& visit) {
+void SyncEngine::for_each_local_canonical_row(const std::string& table,
+                                              const CanonicalRowVisitor& visit) {
     const auto& m = mapping(table);
     std::string cols;
     for (const auto& k : m.spec->local_key)
@@ -90,7 +90,10 @@ void SyncEngine::for_each_local_canonical_row(
     for (const auto& c : m.columns) cols += ", " + quote_identifier(c.name);
     sqlite::Statement st(replica_.db(), "SELECT " + cols + " FROM " + quote_identifier(table));
     const int key_count = static_cast<int>(m.spec->local_key.size());
+    std::vector<sqlite::Value> key;
     while (st.step()) {
+        key.clear();
+        for (int i = 0; i < key_count; ++i) key.push_back(st.value(i));
         std::string uuid;
         if (m.spec->keyed_by_rowid()) {
             const auto known = ids_.by_local_id(table, st.integer(0));
@@ -122,7 +125,7 @@ void SyncEngine::for_each_local_canonical_row(
             }
             text += (i ? "|" : "") + part;
         }
-        visit(uuid, text);
+        visit(uuid, text, key);
     }
 }
 
@@ -141,11 +144,11 @@ std::map<std::string, std::string> SyncEngine::upstream_canonical_rows(const std
 std::map<std::string, std::string> SyncEngine::local_row_hashes(const TableMapping& m,
                                                                 const std::set<std::string>& skip) {
     std::map<std::string, std::string> out;
-    for_each_local_canonical_row(m.spec->name,
-                                 [&](const std::string& uuid, const std::string& text) {
-                                     if (!skip.count(uuid))
-                                         out[uuid] = md5_hex(text);
-                                 });
+    for_each_local_canonical_row(
+        m.spec->name, [&](const std::string& uuid, const std::string& text, const auto&) {
+            if (!skip.count(uuid))
+                out[uuid] = md5_hex(text);
+        });
     return out;
 }
 
@@ -208,32 +211,156 @@ void compare_bucket(pqxx::transaction_base& tx, const TableMapping& m, const std
 
 }  // namespace
 
+std::map<std::string, std::set<std::string>> SyncEngine::pending_uuids() {
+    std::map<std::string, std::set<std::string>> out;
+    for (const auto& [table, key] : replica_.outbox().pending_rows()) {
+        const auto m = std::find_if(mappings_.begin(), mappings_.end(),
+                                    [&](const auto& x) { return x.spec->name == table; });
+        if (m == mappings_.end())
+            continue;
+        if (m->spec->keyed_by_rowid()) {
+            if (const auto known = ids_.by_local_id(table, std::stoll(key)))
+                out[table].insert(known->uuid);
+            continue;
+        }
+        // A link row: its UUID from its parents'.
+        const auto values = detail::link_key_values(key);
+        std::vector<std::string> parents;
+        for (size_t i = 0; i < values.size() && i < m->spec->foreign_keys.size(); ++i)
+            if (values[i].index() == 1)
+                if (const auto p = ids_.by_local_id(m->spec->foreign_keys[i].parent_table,
+                                                    std::get<std::int64_t>(values[i])))
+                    parents.push_back(p->uuid);
+        if (parents.size() == m->spec->foreign_keys.size())
+            out[table].insert(link_row_uuid(*m->spec, parents));
+    }
+    return out;
+}
+
 VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
-    if (replica_.follow_schema_changes())
-        refresh_mappings();
+    follow_schema();
     VerifyReport report;
     // Rows with local edits not pushed yet legitimately differ: left out.
-    std::map<std::string, std::set<std::string>> pending;
-    for (const auto& [table, local_id] : replica_.outbox().pending_local_ids())
-        if (const auto known = ids_.by_local_id(table, local_id))
-            pending[table].insert(known->uuid);
+    auto pending = pending_uuids();
     report.pending_local_rows = replica_.outbox().depth();
     std::vector<std::pair<std::string, std::string>> to_repair;
     int done = 0;
     for (const auto& m : mappings_) {
         TableVerifyReport t = verify_table(m, pending[m.spec->name]);
-        for (const auto* list : {&t.missing_locally, &t.missing_upstream, &t.different})
-            for (const auto& uuid : *list) to_repair.emplace_back(t.table, uuid);
-        if (repair)
-            t.repaired = static_cast<std::int64_t>(t.missing_locally.size() +
-                                                   t.missing_upstream.size() + t.different.size());
+        if (repair && !t.matches())
+            plan_repair(m, t, to_repair);
         report.tables.push_back(std::move(t));
         if (progress)
             progress(m.spec->name, ++done, static_cast<int>(mappings_.size()));
     }
-    if (repair && !to_repair.empty())
+    if (repair && !to_repair.empty()) {
+        push_all();  // what Postgres never had, first
         refetch(to_repair);
+        apply_deferred();
+    }
     return report;
+}
+
+namespace {
+
+// The per-column parts of a canonical row text (none of them holds '|').
+std::vector<std::string> column_parts(const std::string& text) {
+    std::vector<std::string> out;
+    for (size_t pos = 0;;) {
+        const size_t bar = text.find('|', pos);
+        out.push_back(text.substr(pos, bar - pos));
+        if (bar == std::string::npos)
+            return out;
+        pos = bar + 1;
+    }
+}
+
+}  // namespace
+
+void SyncEngine::plan_repair(const TableMapping& m, TableVerifyReport& t,
+                             std::vector<std::pair<std::string, std::string>>& refetch) {
+    const std::string& table = m.spec->name;
+    // What this replica knows: its rows' values and keys, and the revision
+    // it last saw each of them at (none: Postgres never acknowledged it).
+    std::set<std::string> wanted(t.different.begin(), t.different.end());
+    wanted.insert(t.missing_upstream.begin(), t.missing_upstream.end());
+    struct LocalRow {
+        std::string text;
+        std::vector<sqlite::Value> key;
+    };
+    std::map<std::string, LocalRow> local;
+    for_each_local_canonical_row(
+        table, [&](const std::string& uuid, const std::string& text, const auto& key) {
+            if (wanted.count(uuid))
+                local[uuid] = {text, key};
+        });
+    const auto seen_at = [&](const std::string& uuid) {
+        if (!m.spec->keyed_by_rowid())
+            return ids_.link_rev(uuid);
+        const auto known = ids_.by_uuid(table, uuid);
+        return known ? known->server_rev : std::nullopt;
+    };
+    // What Postgres has: the rows' texts and when each column last changed.
+    struct UpstreamRow {
+        std::string text;
+        nlohmann::json col_revs;
+    };
+    std::map<std::string, UpstreamRow> upstream;
+    if (!t.different.empty())
+        upstream_.transact<pqxx::read_transaction>(
+            "reading the differing rows of " + table, [&](pqxx::read_transaction& tx) {
+                for (const auto& r :
+                     tx.exec_params("SELECT \"id\"::text, " + canonical_sql(m) +
+                                        ", \"_col_revs\"::text FROM lestash." +
+                                        quote_identifier(table) + " WHERE \"id\" = ANY($1::uuid[])",
+                                    detail::uuid_array_literal(t.different)))
+                    upstream[r[0].as<std::string>()] = {r[1].as<std::string>(),
+                                                        nlohmann::json::parse(r[2].c_str())};
+            });
+
+    sqlite::Transaction txn(replica_.db());
+    for (const auto& uuid : t.different) {
+        const auto mine = local.find(uuid);
+        const auto theirs = upstream.find(uuid);
+        std::vector<std::string> push;
+        if (mine != local.end() && theirs != upstream.end()) {
+            const auto rev = seen_at(uuid);
+            const auto a = column_parts(mine->second.text), b = column_parts(theirs->second.text);
+            for (size_t i = 0; i < m.columns.size() && i < a.size() && i < b.size(); ++i) {
+                if (a[i] == b[i])
+                    continue;
+                const auto& name = m.columns[i].name;
+                const auto& cr = theirs->second.col_revs;
+                const std::int64_t changed_at =
+                    cr.contains(name) ? cr[name].at(0).get<std::int64_t>() : 0;
+                if (!rev || changed_at <= *rev)
+                    push.push_back(name);  // Postgres has not changed it since: ours is newer
+            }
+        }
+        if (!push.empty()) {
+            replica_.outbox().enqueue_row(*m.spec, 'U', mine->second.key, push);
+            ++t.pushed;
+        } else {
+            ++t.fetched;
+        }
+        refetch.emplace_back(table, uuid);
+    }
+    for (const auto& uuid : t.missing_upstream) {
+        const auto mine = local.find(uuid);
+        if (mine != local.end() && !seen_at(uuid)) {
+            replica_.outbox().enqueue_row(*m.spec, 'I', mine->second.key, {});  // never got it
+            ++t.pushed;
+        } else {
+            ++t.fetched;  // deleted upstream: removed here
+        }
+        refetch.emplace_back(table, uuid);
+    }
+    for (const auto& uuid : t.missing_locally) {
+        ++t.fetched;
+        refetch.emplace_back(table, uuid);
+    }
+    txn.commit();
+    t.repaired = t.pushed + t.fetched;
 }
 
 TableVerifyReport SyncEngine::verify_table(const TableMapping& m,

@@ -72,6 +72,41 @@ std::vector<std::string> IdentityMap::uuids_of(const std::string& table) {
     return out;
 }
 
+sqlite::Statement& IdentityMap::link_statement(std::optional<sqlite::Statement>& slot,
+                                               const char* sql) {
+    if (!slot)
+        slot.emplace(db_, sql);
+    return *slot;
+}
+
+std::optional<std::int64_t> IdentityMap::link_rev(const std::string& uuid) {
+    auto& st =
+        link_statement(link_rev_, "SELECT server_rev FROM _lestash_sync_link_revs WHERE uuid = ?");
+    st.bind(1, uuid_blob(uuid));
+    std::optional<std::int64_t> out;
+    if (st.step())
+        out = st.integer(0);
+    st.reset();
+    return out;
+}
+
+void IdentityMap::set_link_rev(const std::string& table, const std::string& uuid,
+                               std::int64_t rev) {
+    link_statement(set_link_rev_,
+                   "INSERT OR REPLACE INTO _lestash_sync_link_revs (uuid, tbl, server_rev) "
+                   "VALUES (?, ?, ?)")
+        .bind(1, uuid_blob(uuid))
+        .bind(2, table)
+        .bind(3, rev)
+        .run();
+}
+
+void IdentityMap::forget_link(const std::string& uuid) {
+    link_statement(forget_link_, "DELETE FROM _lestash_sync_link_revs WHERE uuid = ?")
+        .bind(1, uuid_blob(uuid))
+        .run();
+}
+
 std::string IdentityMap::uuid_sql(const std::string& table, const std::string& local_id) {
     return "(SELECT uuid FROM _lestash_sync_ids WHERE tbl = " + sqlite::quote_literal(table) +
            " AND local_id = " + local_id + ")";
@@ -82,14 +117,21 @@ std::string IdentityMap::forget_sql(const std::string& table, const std::string&
            " AND local_id = " + local_id + ";";
 }
 
-std::string new_row_uuid(const TableSpec& spec, const std::vector<sqlite::Value>& key_values) {
-    if (spec.identity != IdentityRule::natural_key || key_values.empty())
+std::optional<std::string> natural_key_part(const sqlite::Value& value) {
+    if (value.index() == 0)
+        return std::nullopt;
+    return tagged_value(value, TextAs::raw);
+}
+
+std::string new_row_uuid(const TableSpec& spec,
+                         const std::vector<std::optional<std::string>>& key_parts) {
+    if (spec.identity != IdentityRule::natural_key || key_parts.empty())
         return random_uuid();
     std::string name = spec.name;
-    for (const auto& v : key_values) {
-        if (v.index() == 0)
+    for (const auto& part : key_parts) {
+        if (!part)
             return random_uuid();
-        name += '\x1f' + tagged_value(v, TextAs::raw);
+        name += '\x1f' + *part;
     }
     return name_based_uuid(kRowNamespace, name);
 }

@@ -95,6 +95,29 @@ void Outbox::enqueue_rows(const TableSpec& spec, char op, const std::string& cha
              condition + " ORDER BY rowid");
 }
 
+void Outbox::enqueue_row(const TableSpec& spec, char op, const std::vector<sqlite::Value>& key,
+                         const std::vector<std::string>& changed) {
+    std::string columns;
+    for (const auto& c : changed) columns += (columns.empty() ? "" : ",") + c;
+    const sqlite::Value changed_value =
+        columns.empty() ? sqlite::Value{} : sqlite::Value{std::move(columns)};
+    if (spec.keyed_by_rowid()) {
+        sqlite::Statement st(
+            db_,
+            "INSERT INTO _lestash_sync_outbox (tbl, op, local_id, changed) VALUES (?, ?, ?, ?)");
+        st.bind(1, spec.name).bind(2, std::string(1, op)).bind(3, key.at(0)).bind(4, changed_value);
+        st.run();
+        return;
+    }
+    std::string row_key = "[";
+    for (size_t i = 0; i < key.size(); ++i)
+        row_key += (i ? "," : "") + std::to_string(std::get<std::int64_t>(key[i]));
+    sqlite::Statement st(
+        db_, "INSERT INTO _lestash_sync_outbox (tbl, op, row_key, changed) VALUES (?, ?, ?, ?)");
+    st.bind(1, spec.name).bind(2, std::string(1, op)).bind(3, row_key + "]").bind(4, changed_value);
+    st.run();
+}
+
 std::string Outbox::capture_sql(const TableSpec& spec, char op, const std::string& key,
                                 const std::string& detail) {
     const bool rowid = spec.keyed_by_rowid();

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include <spdlog/spdlog.h>
+
 #include "lestash_sync/common/embedded_sql.hpp"
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/replica/capture.hpp"
@@ -114,10 +116,6 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
 std::vector<std::string> validate_table(const std::string& path, const TableSpec& spec,
                                         const std::vector<ColumnInfo>& cols) {
     const std::string where = "table " + spec.name + " in " + path;
-    if (cols.empty())
-        throw SchemaError("cannot sync " + where +
-                          ": the table does not exist — remove it from [sync] tables or let the "
-                          "Le Stash CLI migrate the database");
     std::vector<std::string> names;
     for (const auto& c : cols) {
         if (c.name.find(',') != std::string::npos)
@@ -243,14 +241,12 @@ void install_triggers(sqlite::Connection& db, const TableSpec& spec,
     }
 }
 
-// Columns the app just added: rows that already hold a non-default value
-// in them (set by the migration itself, or written before the triggers
-// caught up) are sent as updates of that column.
-void queue_added_columns(Outbox& outbox, const TableSpec& spec, const std::vector<ColumnInfo>& cols,
-                         const std::vector<std::string>& previous,
-                         const std::vector<std::string>& synced) {
+// Rows that hold a non-default value in one of `columns` are sent as
+// updates of that column.
+void queue_non_default(Outbox& outbox, const TableSpec& spec, const std::vector<ColumnInfo>& cols,
+                       const std::vector<std::string>& columns) {
     for (const auto& c : cols) {
-        if (contains(previous, c.name) || !contains(synced, c.name))
+        if (!contains(columns, c.name))
             continue;
         outbox.enqueue_rows(
             spec, 'U', quote_literal(c.name),
@@ -258,21 +254,92 @@ void queue_added_columns(Outbox& outbox, const TableSpec& spec, const std::vecto
     }
 }
 
+// Tables lestash-sync knows, synced or not: the user's tables (also when
+// left out of [sync] tables), the ones that stay on the device, the
+// daemon's own, SQLite's, and the shadow tables of the app's search index.
+bool known_table(const std::string& name) {
+    const auto starts = [&](const char* prefix) { return name.rfind(prefix, 0) == 0; };
+    const auto defaults = default_table_names();
+    return contains(defaults, name) || stays_on_device(name) || starts(kObjectPrefix) ||
+           starts("sqlite_") || name == "items_fts" || starts("items_fts_");
+}
+
 }  // namespace
 
 void Replica::sync_capture_triggers() {
     sqlite::Transaction txn(db_);
-    std::set<std::string> wanted;
-    for (const auto& spec : tables_) capture_table(spec, wanted);
+    std::set<std::string> wanted, present_names;
+    std::vector<const TableSpec*> present;
+    std::vector<std::string> waiting;
+    for (const auto& spec : tables_) {
+        if (capture_table(spec, present_names, wanted)) {
+            present_names.insert(spec.name);
+            present.push_back(&spec);
+        } else {
+            waiting.push_back(spec.name);
+        }
+    }
     forget_unsynced_tables(wanted);
+    note_unknown_tables();
     schema_version_seen_ = schema_version();
     txn.commit();
+    log_waiting_changes(waiting);
+    present_ = std::move(present);
+    waiting_ = std::move(waiting);
 }
 
-void Replica::capture_table(const TableSpec& spec, std::set<std::string>& wanted) {
+void Replica::log_waiting_changes(const std::vector<std::string>& waiting) {
+    for (const auto& name : waiting)
+        if (!waiting_logged_ || !contains(waiting_, name))
+            spdlog::info(
+                "table {} is not in {} yet (an older Le Stash; it creates the table when it "
+                "upgrades the database): it will sync once it appears",
+                name, path());
+    for (const auto& name : waiting_)
+        if (!contains(waiting, name))
+            spdlog::info("table {} appeared in {}: syncing it", name, path());
+    waiting_logged_ = true;
+}
+
+void Replica::note_unknown_tables() {
+    sqlite::Statement st(db_, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    std::vector<std::string> unknown;
+    while (st.step())
+        if (!known_table(st.text(0)))
+            unknown.push_back(st.text(0));
+    for (const auto& name : unknown) {
+        if (meta("unsynced:" + name))
+            continue;  // said once already, before a restart maybe
+        spdlog::warn(
+            "table {} in {} is not synced: lestash-sync does not know it, so it stays on this "
+            "device (a newer lestash-sync may know it)",
+            name, path());
+        set_meta("unsynced:" + name, "1");
+    }
+    unsynced_ = std::move(unknown);
+}
+
+void Replica::queue_non_default_values(const TableSpec& spec,
+                                       const std::vector<std::string>& columns) {
+    queue_non_default(outbox_, spec, table_info(db_, spec.name), columns);
+}
+
+bool Replica::capture_table(const TableSpec& spec, const std::set<std::string>& present,
+                            std::set<std::string>& wanted) {
     const auto cols = table_info(db_, spec.name);
-    const auto synced = validate_table(path(), spec, cols);
     const auto previous_text = meta("columns:" + spec.name);
+    if (cols.empty()) {
+        if (previous_text)
+            throw SchemaError("sync stopped for " + path() + ": table " + spec.name +
+                              " was removed from the database after it was synced; its data "
+                              "would be lost. Restore it (or the Le Stash version that had it) "
+                              "and restart lestash-syncd, or leave it out of [sync] tables");
+        return false;  // waits for the app to create it
+    }
+    for (const auto& fk : spec.foreign_keys)
+        if (fk.parent_table != spec.name && !present.count(fk.parent_table))
+            return false;  // waits for the table it points at
+    const auto synced = validate_table(path(), spec, cols);
     std::vector<std::string> previous;
     if (previous_text)
         previous = nlohmann::json::parse(*previous_text).get<std::vector<std::string>>();
@@ -283,15 +350,23 @@ void Replica::capture_table(const TableSpec& spec, std::set<std::string>& wanted
                               "data would be lost. Restore the column (or the Le Stash "
                               "version that had it) and restart lestash-syncd");
     install_triggers(db_, spec, synced, wanted);
-    if (!previous_text)  // first capture of this table: its rows are local changes too
+    if (!previous_text) {  // first capture of this table: its rows are local changes too
         outbox_.enqueue_rows(spec, 'I', "NULL", "");
-    else
-        queue_added_columns(outbox_, spec, cols, previous, synced);
+    } else {
+        // Columns the app just added: values the migration set, or that
+        // were written before the triggers caught up.
+        std::vector<std::string> added;
+        for (const auto& c : synced)
+            if (!contains(previous, c))
+                added.push_back(c);
+        queue_non_default(outbox_, spec, cols, added);
+    }
     set_meta("columns:" + spec.name, nlohmann::json(synced).dump());
     synced_columns_[spec.name] = synced;
     auto& live = live_columns_[spec.name];
     live.clear();
     for (const auto& c : cols) live.push_back(c.name);
+    return true;
 }
 
 void Replica::forget_unsynced_tables(const std::set<std::string>& wanted) {

@@ -339,14 +339,17 @@ int run_verify(const Config& c, bool repair) {
     lestash::SyncEngine engine(replica, upstream);
     const auto report = engine.verify(repair);
     for (const auto& t : report.tables) {
-        std::printf("%-13s %7lld local %7lld upstream  %s", t.table.c_str(),
+        std::printf("%-16s %7lld local %7lld upstream  %s", t.table.c_str(),
                     static_cast<long long>(t.local_rows), static_cast<long long>(t.upstream_rows),
                     t.matches() ? "same\n" : "DIFFERENT:");
         if (t.matches())
             continue;
         std::printf(" %zu missing here, %zu missing upstream, %zu with other values%s\n",
                     t.missing_locally.size(), t.missing_upstream.size(), t.different.size(),
-                    repair ? " (repaired)" : "");
+                    repair ? (" (repaired: " + std::to_string(t.pushed) + " pushed, " +
+                              std::to_string(t.fetched) + " fetched)")
+                                 .c_str()
+                           : "");
         for (const auto* list : {&t.missing_locally, &t.missing_upstream, &t.different})
             for (const auto& uuid : *list) std::printf("    %s\n", uuid.c_str());
     }

@@ -186,63 +186,91 @@ TEST_CASE("the checked-in Dart schema is what scripts/powersync-dart-schema prin
                               "not have") != std::string::npos);
 }
 
-TEST_CASE("the id test vectors hold in Postgres: name_based_uuid and other writers' inserts",
+TEST_CASE("the id test vectors hold in Postgres: natural_row_id and other writers' inserts",
           "[powersync]") {
     const auto up = fresh_upstream();
     const auto vectors = json::parse(read_file(source_file("config/powersync/id-vectors.json")));
     pqxx::connection conn(up.admin_conninfo);
     pqxx::nontransaction q(conn);
+    const auto text_of = [&](const std::string& sql, const auto&... params) {
+        return q.exec_params1(sql, params...)[0].template as<std::string>();
+    };
     REQUIRE(vectors["names"].size() >= 3);
     for (const auto& v : vectors["names"]) {
         INFO("name " << v["name"].dump());
-        CHECK(q.exec_params1("SELECT lestash.name_based_uuid($1)::text",
-                             v["name"].get<std::string>())[0]
-                  .as<std::string>() == v["uuid"].get<std::string>());
+        CHECK(text_of("SELECT lestash.name_based_uuid($1)::text", v["name"].get<std::string>()) ==
+              v["uuid"].get<std::string>());
     }
     std::set<std::string> tables;
+    int named_from_bytes = 0;
     for (const auto& v : vectors["rows"]) {
         INFO("row " << v.dump());
         const auto& uuid = v["uuid"].get<std::string>();
-        tables.insert(v["table"].get<std::string>());
-        CHECK(q.exec_params1("SELECT lestash.name_based_uuid($1)::text",
-                             v["name"].get<std::string>())[0]
-                  .as<std::string>() == uuid);
+        const std::string table = v["table"].get<std::string>();
+        tables.insert(table);
+        // A name that is not text (a NUL, invalid UTF-8) is given as hex.
+        if (v.contains("name_hex")) {
+            ++named_from_bytes;
+            CHECK(text_of("SELECT lestash.name_based_uuid_bytes(decode($1, 'hex'))::text",
+                          v["name_hex"].get<std::string>()) == uuid);
+        } else {
+            CHECK(text_of("SELECT lestash.name_based_uuid($1)::text",
+                          v["name"].get<std::string>()) == uuid);
+        }
 
-        // Inserted by another writer (no lestash.origin), with a random id:
-        // the canonical_row_id trigger gives the row the vector's id. A key
-        // value that is not text travels in _sqlite, as a daemon pushes it.
+        // The row as a daemon pushes it: text and UUIDs typed, any other
+        // storage class (and text Postgres cannot hold) in _sqlite.
         json typed = json::object(), overrides = json::object();
+        std::string record, columns, values;
         for (const auto& [column, value] : v["key"].items()) {
             const auto cls = value[0].get<std::string>();
-            typed[column] = cls == "text" || cls == "uuid" ? value[1] : json(nullptr);
-            if (cls != "text" && cls != "uuid")
+            const bool plain = cls == "text" || cls == "uuid";
+            typed[column] = plain ? value[1] : json(nullptr);
+            if (!plain)
                 overrides[column] = value;
-        }
-        const std::string table = v["table"].get<std::string>();
-        std::string columns, values;
-        for (const auto& [column, _] : typed.items()) {
+            record += std::string(record.empty() ? "" : ", ") + column +
+                      (cls == "uuid" ? " uuid" : " text");
             columns += ", " + column;
             values += ", r." + column;
         }
+        json row = typed;
+        row["_sqlite"] = overrides;
+        // The one function that names such rows (the phone's upload endpoint calls it).
+        CHECK(text_of("SELECT lestash.natural_row_id($1, $2::jsonb)::text", table, row.dump()) ==
+              uuid);
+
+        // Inserted by another writer (no lestash.origin), with a random id:
+        // the canonical_row_id trigger gives the row the vector's id. Rows
+        // pointed at come first in the file; a collection has a random id,
+        // made here.
         if (table == "items") {
             columns += ", content";
             values += ", 'x'";
         }
-        const std::string record = table == "item_tags" ? "item_id uuid, tag_id uuid"
-                                   : table == "items"   ? "source_type text, source_id text"
-                                   : table == "tags"    ? "name text"
-                                                        : "source_type text";
+        if (table == "collection_items")
+            q.exec_params(
+                "INSERT INTO lestash.collections (id, name) VALUES ($1::uuid, 'list') "
+                "ON CONFLICT DO NOTHING",
+                v["key"]["collection_id"][1].get<std::string>());
         const auto stored =
-            q.exec_params1("INSERT INTO lestash." + table + " (id" + columns +
-                               ", _sqlite) SELECT gen_random_uuid()" + values +
-                               ", nullif($2::jsonb, '{}') FROM jsonb_to_record($1::jsonb) AS r(" +
-                               record + ") RETURNING id::text",
-                           typed.dump(), overrides.dump())[0]
-                .as<std::string>();
+            text_of("INSERT INTO lestash." + table + " (id" + columns +
+                        ", _sqlite) SELECT gen_random_uuid()" + values +
+                        ", nullif($2::jsonb, '{}') FROM jsonb_to_record($1::jsonb) AS r(" + record +
+                        ") RETURNING id::text",
+                    typed.dump(), overrides.dump());
         CHECK(stored == uuid);
     }
-    // Every natural-key table and the link table has vectors.
-    CHECK(tables == std::set<std::string>{"items", "tags", "sources", "item_tags"});
+    CHECK(named_from_bytes >= 2);
+    // Every natural-key table and every link table has vectors.
+    CHECK(tables == std::set<std::string>{"items", "tags", "sources", "item_tags",
+                                          "person_profiles", "syndications", "collection_items"});
+    // Tables whose rows have random ids are named by nobody.
+    for (const char* random : {"collections", "item_media", "item_history", "sync_log"})
+        CHECK(q.exec_params1("SELECT lestash.natural_row_id($1, '{}') IS NULL", random)[0]
+                  .as<bool>());
+    CHECK(
+        q.exec1("SELECT lestash.natural_row_id('items', '{\"source_type\": \"note\"}') IS NULL")[0]
+            .as<bool>());
 }
 
 }  // namespace lestash::test

@@ -151,8 +151,11 @@ const handlers = {
   async check_id_vectors({ path }) {
     const vectors = JSON.parse(readFileSync(path, 'utf8'));
     const namespace = Buffer.from(vectors.namespace.replaceAll('-', ''), 'hex');
+    // The name as bytes: UTF-8, except text-hex key values (text that is
+    // not UTF-8 or holds a NUL, which only desktops produce): their raw bytes.
     const nameBasedUuid = (name) => {
-      const b = createHash('md5').update(Buffer.concat([namespace, Buffer.from(name, 'utf8')])).digest();
+      const bytes = Buffer.isBuffer(name) ? name : Buffer.from(name, 'utf8');
+      const b = createHash('md5').update(Buffer.concat([namespace, bytes])).digest();
       b[6] = (b[6] & 0x0f) | 0x30;
       b[8] = (b[8] & 0x3f) | 0x80;
       const h = b.toString('hex');
@@ -162,10 +165,16 @@ const handlers = {
     const problems = [];
     for (const { name, uuid } of vectors.names)
       if (nameBasedUuid(name) !== uuid) problems.push(`name ${JSON.stringify(name)}: ${nameBasedUuid(name)}, not ${uuid}`);
+    const part = ([cls, value]) =>
+      cls === 'uuid' ? Buffer.from(value, 'utf8')
+      : cls === 'text-hex' ? Buffer.concat([Buffer.from('t:'), Buffer.from(value, 'hex')])
+      : Buffer.from(`${letter[cls]}:${value}`, 'utf8');
+    const separator = Buffer.from(vectors.separator, 'utf8');
     for (const row of vectors.rows) {
-      const parts = Object.values(row.key).map(([cls, value]) => (cls === 'uuid' ? value : `${letter[cls]}:${value}`));
-      const name = [row.table, ...parts].join(vectors.separator);
-      if (name !== row.name) problems.push(`${row.table} ${JSON.stringify(row.key)}: name ${JSON.stringify(name)}, not ${JSON.stringify(row.name)}`);
+      const parts = [Buffer.from(row.table, 'utf8'), ...Object.values(row.key).map(part)];
+      const name = Buffer.concat(parts.flatMap((p, i) => (i ? [separator, p] : [p])));
+      const expected = row.name_hex !== undefined ? Buffer.from(row.name_hex, 'hex') : Buffer.from(row.name, 'utf8');
+      if (!name.equals(expected)) problems.push(`${row.table} ${JSON.stringify(row.key)}: name ${name.toString('hex')}, not ${expected.toString('hex')} (hex)`);
       if (nameBasedUuid(name) !== row.uuid) problems.push(`${row.table} ${JSON.stringify(row.key)}: ${nameBasedUuid(name)}, not ${row.uuid}`);
     }
     return { checked: vectors.names.length + vectors.rows.length, problems };

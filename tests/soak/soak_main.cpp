@@ -234,9 +234,38 @@ class AppLoad {
             return remove_tag(kind, key);
         else if (roll < 90)
             remove(kind, key);
+        else if (roll < 95)
+            user_data(kind, key);
         else
             sources(kind);
         return true;
+    }
+
+    // The rest of the user's data, on one of this replica's items: a
+    // reading list with a note, a media row, a syndication, a profile. The
+    // end check (verify on every replica) compares these tables too.
+    void user_data(std::string& kind, std::string& key) {
+        kind = "collections / media / syndications / profiles";
+        key = pick(rng_, live_);
+        const auto item = own_[key].id;
+        switch (rng_() % 4) {
+            case 0: {
+                const auto list =
+                    app_.create_collection(slot_.name + " list " + words(rng_, 1), std::nullopt);
+                app_.add_to_collection(list, item, words(rng_, 3));
+                break;
+            }
+            case 1:
+                app_.add_media(item, "image", std::nullopt,
+                               std::to_string(item) + "/" + words(rng_, 1) + ".png");
+                break;
+            case 2:
+                app_.record_syndication(item, "bluesky", "at://" + key + "/" + std::to_string(n_++),
+                                        std::nullopt);
+                break;
+            default:
+                app_.upsert_profile("urn:li:person:" + words(rng_, 1), words(rng_, 2));
+        }
     }
 
     void insert(std::string& kind, std::string& key) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -44,11 +45,41 @@ class AppWriter {
     void finish_sync_log(std::int64_t id, const std::string& status, int added, int updated,
                          const std::optional<std::string>& error);
 
+    // The rest of the user's data (v11), as the CLI writes it.
+    std::int64_t create_collection(const std::string& name,
+                                   const std::optional<std::string>& description);
+    void rename_collection(std::int64_t id, const std::string& name,
+                           const std::optional<std::string>& description);
+    void delete_collection(std::int64_t id);  // cascades to its collection_items
+    // INSERT OR IGNORE the link, then touch the collection's updated_at.
+    void add_to_collection(std::int64_t collection_id, std::int64_t item_id,
+                           const std::optional<std::string>& note);
+    void remove_from_collection(std::int64_t collection_id, std::int64_t item_id);
+    // Skipped (nullopt) when the item has a row with the same (media_type,
+    // url, local_path), NULLs equal; else the new row's id.
+    std::optional<std::int64_t> add_media(std::int64_t item_id, const std::string& media_type,
+                                          const std::optional<std::string>& url,
+                                          const std::optional<std::string>& local_path);
+    void delete_media(std::int64_t id);
+    std::int64_t record_syndication(std::int64_t item_id, const std::string& target,
+                                    const std::string& target_url,
+                                    const std::optional<std::string>& response_body);
+    // Upsert on urn; updated_at touched when something changed.
+    void upsert_profile(const std::string& urn, const std::optional<std::string>& display_name);
+    void delete_profile(const std::string& urn);
+
     sqlite::Connection& db() { return db_; }
 
   private:
     bool has_parent_id();
     sqlite::Connection db_;
 };
+
+// The Le Stash CLI's own upgrade of a database, steps from+1 .. to of
+// ../shared/lestash-schema/upgrade-v1-to-v11.md, on a connection like the
+// app's; each step followed by PRAGMA user_version = N and a commit.
+// `between(step)` runs after each step's commit (writes during the upgrade).
+void upgrade_app_schema(const std::string& path, int from, int to,
+                        const std::function<void(int step)>& between = {});
 
 }  // namespace lestash::test

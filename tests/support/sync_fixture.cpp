@@ -55,7 +55,8 @@ void sync_until_quiet(const std::vector<TestReplica*>& replicas) {
 }
 
 void require_converged(TestReplica& r) {
-    for (const auto& spec : r.replica().tables()) {
+    for (const auto* spec_pointer : r.replica().tables()) {
+        const auto& spec = *spec_pointer;
         INFO("replica " << r.path() << ", table " << spec.name);
         const auto local = r.engine().local_canonical_rows(spec.name);
         const auto upstream = r.engine().upstream_canonical_rows(spec.name);

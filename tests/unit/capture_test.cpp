@@ -285,3 +285,74 @@ TEST_CASE("a synced column dropped by the app stops sync with a clear message", 
     CHECK_THROWS_WITH(replica.follow_schema_changes(),
                       Catch::Contains("sync_log.error_message was removed"));
 }
+
+TEST_CASE("the tables the app has not created yet wait, and join when it creates them",
+          "[capture][upgrade]") {
+    TempDir dir;
+    const auto path = dir.file("lestash.db");
+    create_lestash_db(path, 1);
+    Replica replica({path});
+    CHECK(replica.waiting_tables() == std::vector<std::string>{"person_profiles", "collections",
+                                                               "collection_items", "item_media",
+                                                               "syndications"});
+    CHECK(replica.tables().size() == 6);
+    AppWriter app(path);
+    const auto item = app.upsert_item(post("p1", "x"));
+
+    // The app's own steps 2..6: profiles, post_cache (stays local), parent_id,
+    // collections. A collection made before the daemon noticed is queued.
+    upgrade_app_schema(path, 1, 6);
+    const auto list = app.create_collection("list", std::nullopt);
+    app.add_to_collection(list, item, "a note");
+    auto mark = last_seq(replica);
+    CHECK(replica.follow_schema_changes());
+    CHECK(replica.waiting_tables() == std::vector<std::string>{"item_media", "syndications"});
+    CHECK(outbox_lines(replica, mark) ==
+          std::vector<std::string>{"collections I 1", "collection_items I [1,1]"});
+    CHECK(replica.unsynced_tables().empty());  // post_cache is known: it stays local
+
+    // The app's later writes on the new tables are captured like any other.
+    // (Timestamps set back, so CURRENT_TIMESTAMP changes them within the second.)
+    app.db().exec("UPDATE collections SET updated_at = '2020-01-01 00:00:00'");
+    app.upsert_profile("urn:li:person:a", "A");
+    app.db().exec("UPDATE person_profiles SET updated_at = '2020-01-01 00:00:00'");
+    mark = last_seq(replica);
+    app.upsert_profile("urn:li:person:a", "A");  // unchanged: nothing
+    app.upsert_profile("urn:li:person:a", "B");
+    app.db().exec("UPDATE collection_items SET note = 'changed'");
+    app.remove_from_collection(list, item);
+    CHECK(outbox_lines(replica, mark) ==
+          std::vector<std::string>{"person_profiles U 1 display_name,updated_at",
+                                   "collection_items U [1,1] note", "collection_items D [1,1]",
+                                   "collections U 1 updated_at"});
+
+    upgrade_app_schema(path, 6, 11);
+    mark = last_seq(replica);
+    CHECK(replica.follow_schema_changes());
+    CHECK(replica.waiting_tables().empty());
+    app.add_media(item, "image", std::nullopt, "1/abc.png");
+    CHECK_FALSE(app.add_media(item, "image", std::nullopt, "1/abc.png"));  // NULLs equal
+    app.record_syndication(item, "bluesky", "at://x", std::nullopt);
+    app.delete_item(item);  // cascades as the app's foreign keys do
+    CHECK(outbox_lines(replica, mark) ==
+          std::vector<std::string>{"item_media I 1", "syndications I 1", "syndications D 1",
+                                   "item_media D 1", "items D 1"});
+}
+
+TEST_CASE("a table lestash-sync does not know is reported once and stays local", "[capture]") {
+    TempDir dir;
+    const auto path = dir.file("lestash.db");
+    create_lestash_db(path, 11);
+    {
+        AppWriter app(path);
+        app.db().exec("CREATE TABLE reading_goals (id INTEGER PRIMARY KEY, goal TEXT)");
+    }
+    Replica replica({path});
+    CHECK(replica.unsynced_tables() == std::vector<std::string>{"reading_goals"});
+    CHECK(replica.meta("unsynced:reading_goals"));  // said once: a restart does not repeat it
+    AppWriter app(path);
+    app.db().exec("INSERT INTO reading_goals (goal) VALUES ('read more')");
+    CHECK(outbox_lines(replica).empty());
+    Replica again({path});
+    CHECK(again.unsynced_tables() == std::vector<std::string>{"reading_goals"});
+}

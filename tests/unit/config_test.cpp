@@ -85,7 +85,8 @@ TEST_CASE("without a file or flags the defaults are used", "[config]") {
     CHECK(c.socket_path == home.dir.file("run") + "/lestash/syncd.sock");
     CHECK(c.postgres.empty());
     CHECK(c.push_batch == 500);
-    CHECK(c.tables.size() == 6);
+    CHECK(c.tables.size() == 11);
+    CHECK(c.tables == lestash::default_table_names());
 }
 
 TEST_CASE("the example file documents exactly the defaults", "[config]") {

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "lestash_sync/common/error.hpp"
@@ -6,13 +7,21 @@
 
 using namespace lestash;
 
-TEST_CASE(
-    "the default tables, parents first: items, tags, sources, item_history, item_tags, sync_log",
-    "[spec]") {
+TEST_CASE("the default tables are every user table of Le Stash, parents first", "[spec]") {
     std::vector<std::string> names;
     for (const auto& t : default_table_specs()) names.push_back(t.name);
     CHECK(names == std::vector<std::string>{"items", "tags", "sources", "item_history", "item_tags",
-                                            "sync_log"});
+                                            "sync_log", "person_profiles", "collections",
+                                            "collection_items", "item_media", "syndications"});
+    CHECK(default_table_names() == names);
+    // Every reference points at a table listed before it (or at itself).
+    for (size_t i = 0; i < default_table_specs().size(); ++i)
+        for (const auto& fk : default_table_specs()[i].foreign_keys) {
+            INFO(default_table_specs()[i].name << "." << fk.column);
+            const auto parent = std::find(names.begin(), names.end(), fk.parent_table);
+            REQUIRE(parent != names.end());
+            CHECK(static_cast<size_t>(parent - names.begin()) <= i);
+        }
 }
 
 TEST_CASE("selecting tables keeps parents first and refuses what cannot be synced", "[spec]") {
@@ -20,7 +29,19 @@ TEST_CASE("selecting tables keeps parents first and refuses what cannot be synce
     REQUIRE(picked.size() == 2);
     CHECK(picked[0].name == "items");
     CHECK_THROWS_WITH(select_tables({"items", "log_entries"}), Catch::Contains("never synced"));
-    CHECK_THROWS_WITH(select_tables({"items", "collections"}), Catch::Contains("unknown table"));
+    CHECK_THROWS_WITH(select_tables({"items", "post_cache"}),
+                      Catch::Contains("\"post_cache\" is never synced (it is a cache"));
+    CHECK_THROWS_WITH(select_tables({"vec_items"}), Catch::Contains("the vector index"));
+    CHECK_THROWS_WITH(select_tables({"items", "collection"}),
+                      Catch::Contains("unknown table \"collection\" in [sync] tables; expected "
+                                      "some of: items, tags, sources, item_history, item_tags, "
+                                      "sync_log, person_profiles, collections, collection_items, "
+                                      "item_media, syndications"));
+    CHECK_THROWS_WITH(select_tables({"collection_items", "items"}),
+                      Catch::Contains("cannot be synced without \"collections\""));
+    CHECK(stays_on_device("log_entries"));
+    CHECK(stays_on_device("vec_items_chunks"));
+    CHECK_FALSE(stays_on_device("collections"));
     CHECK_THROWS_WITH(select_tables({"item_tags", "items"}),
                       Catch::Contains("cannot be synced without \"tags\""));
     CHECK_THROWS_AS(select_tables({"nope"}), ConfigError);

@@ -11,6 +11,7 @@
 
 #include "lestash_sync/daemon/conninfo.hpp"  // redact_conninfo, for whoever shows Config::postgres
 #include "lestash_sync/daemon/paths.hpp"
+#include "lestash_sync/replica/table_spec.hpp"
 
 namespace CLI {
 class App;
@@ -23,8 +24,7 @@ struct Config {
     std::string database = default_database_path();
     std::string postgres;      // libpq conninfo or "service=NAME"; empty: not configured
     std::string replica_name;  // empty: derived from the hostname
-    std::vector<std::string> tables = {"items",     "item_history", "tags",
-                                       "item_tags", "sources",      "sync_log"};
+    std::vector<std::string> tables = default_table_names();
     int push_batch = 500;
     int pull_batch = 2000;
     int debounce_ms = 2;

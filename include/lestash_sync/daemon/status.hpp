@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "lestash_sync/engine/sync_engine.hpp"
 
@@ -30,6 +31,9 @@ struct DaemonStatus {
     std::int64_t outbox_depth = 0;
     double lag_seconds = 0;  // age of the oldest change not pushed yet
     std::int64_t dead_letters = 0;
+    // Synced tables the database does not have yet (an older Le Stash), and
+    // tables it has that lestash-sync does not know (not synced).
+    std::vector<std::string> waiting_tables, unsynced_tables;
     std::int64_t errors_since_start = 0;
     std::int64_t cycles = 0;
     std::int64_t wakeups = 0;  // times any thread of the daemon woke up

@@ -75,7 +75,13 @@ struct TableVerifyReport {
     std::vector<std::string> missing_locally;   // UUIDs
     std::vector<std::string> missing_upstream;  // UUIDs (mapped here, gone upstream)
     std::vector<std::string> different;         // UUIDs whose values differ
+    // With repair: rows fixed (pushed + fetched). Pushed: this replica held
+    // values Postgres never got (a column Postgres has not changed since the
+    // replica last saw the row, a row it never acknowledged), sent as local
+    // changes. Fetched: Postgres's newer values (or its delete) taken.
     std::int64_t repaired = 0;
+    std::int64_t pushed = 0;
+    std::int64_t fetched = 0;
     bool matches() const {
         return missing_locally.empty() && missing_upstream.empty() && different.empty();
     }
@@ -109,9 +115,12 @@ class SyncEngine {
 
     // Compares every synced table with Postgres: a digest per UUID bucket on
     // each side (hashed by Postgres itself upstream), then per-row hashes in
-    // the buckets that differ. With `repair`, the differing rows (and only
-    // them) are fetched again and applied. Rows with unpushed local edits
-    // are left out and counted.
+    // the buckets that differ. With `repair`, only the differing rows are
+    // repaired, column by column, and never by losing a value Postgres never
+    // had: a column Postgres changed after this replica last saw the row is
+    // taken from Postgres; any other difference (and a row Postgres never
+    // acknowledged) is pushed; then those rows are fetched again. Rows with
+    // unpushed local edits are left out and counted.
     VerifyReport verify(bool repair, const VerifyProgress& progress = {});
     // uuid -> canonical text of every row, locally and upstream (for tests
     // and diagnostics; verify hashes these same strings).
@@ -126,13 +135,31 @@ class SyncEngine {
     // reason when it cannot (no such conflict, already resolved, row gone).
     nlohmann::json resolve_conflict(std::int64_t id, bool keep_loser);
 
-    // Re-reads both schemas (after the app migrated).
+    // Re-reads both schemas (after the app migrated) and plans the
+    // catch-ups of tables and columns that start syncing now.
     void refresh_mappings();
+    // Tables whose rows are fetched again at the next pull: they (or some
+    // of their columns) started syncing on a replica already following the
+    // change log, which skipped their changes until then.
+    const std::vector<std::string>& catch_ups() const { return catch_ups_; }
     const TableMapping& mapping(const std::string& table) const;
     const std::string& replica_id() const { return replica_.replica_id(); }
     std::string replica_name();
 
   private:
+    // Every entry point starts here: when the app changed its schema (a
+    // column or table added), the capture triggers and the mappings follow
+    // before anything is pushed, pulled or compared.
+    void follow_schema();
+    // Compares each table's mapped columns with what was synced before
+    // (meta mapped:<table>): catch-ups for what grew, local values of
+    // newly mapped columns queued for the push.
+    void plan_catch_ups();
+    // Each planned catch-up: the table copied again from one snapshot and
+    // applied like a pull (rows with local edits wait for the push), then
+    // recorded as synced.
+    PullStats run_catch_ups();
+    void record_mapped(const TableMapping& m);
     struct PreparedPush;
     struct FetchedRows;
     PreparedPush prepare_push(const std::vector<OutboxEntry>& entries);
@@ -157,17 +184,24 @@ class SyncEngine {
     TableVerifyReport verify_table(const TableMapping& m, const std::set<std::string>& skip);
     std::map<std::string, std::string> local_row_hashes(const TableMapping& m,
                                                         const std::set<std::string>& skip);
+    // Decides, for the rows of `t` that differ, what to push and what to
+    // fetch: queues the pushes in the outbox and adds every row to `refetch`.
+    void plan_repair(const TableMapping& m, TableVerifyReport& t,
+                     std::vector<std::pair<std::string, std::string>>& refetch);
     // local_canonical_rows one row at a time, holding none of them: verify's
-    // memory stays flat however large the table.
-    void for_each_local_canonical_row(
-        const std::string& table,
-        const std::function<void(const std::string& uuid, const std::string& text)>& visit);
+    // memory stays flat however large the table. `key` is the row's local key.
+    using CanonicalRowVisitor = std::function<void(const std::string& uuid, const std::string& text,
+                                                   const std::vector<sqlite::Value>& key)>;
+    void for_each_local_canonical_row(const std::string& table, const CanonicalRowVisitor& visit);
+    // UUIDs of the rows with changes in the outbox, per table.
+    std::map<std::string, std::set<std::string>> pending_uuids();
     void fault(std::string_view point);
 
     Replica& replica_;
     Upstream& upstream_;
     SyncOptions options_;
     std::vector<TableMapping> mappings_;
+    std::vector<std::string> catch_ups_;
     IdentityMap ids_;
     WritePacer pacer_;
     size_t apply_chunk_rows_ = 500;  // adapts to hold the lock ~WritePacer::kTargetHold

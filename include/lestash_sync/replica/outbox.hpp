@@ -51,6 +51,11 @@ class Outbox {
     // for all): a table captured for the first time, a column just added.
     void enqueue_rows(const TableSpec& spec, char op, const std::string& changed,
                       const std::string& where);
+    // Queues one row (`key`: its local key values) as an `op` change of
+    // `changed` (empty: all columns), as if the app had written it: verify
+    // --repair sends values Postgres never got this way.
+    void enqueue_row(const TableSpec& spec, char op, const std::vector<sqlite::Value>& key,
+                     const std::vector<std::string>& changed);
 
     // The statement a capture trigger runs to record one change, as SQL
     // text. `key` is the row's local key (an expression such as NEW."id",

@@ -45,7 +45,14 @@ class Replica {
     sqlite::Connection& db() { return db_; }
     const std::string& path() const { return db_.path(); }
     const std::string& replica_id() const { return replica_id_; }
-    const std::vector<TableSpec>& tables() const { return tables_; }
+    // The synced tables the database has now, parents first. A configured
+    // table the database does not have yet (an older Le Stash) is waiting:
+    // it joins when the app creates it (see follow_schema_changes).
+    const std::vector<const TableSpec*>& tables() const { return present_; }
+    const std::vector<std::string>& waiting_tables() const { return waiting_; }
+    // Tables of the database lestash-sync does not know (the app added them
+    // after this build): not synced, reported once in the log and here.
+    const std::vector<std::string>& unsynced_tables() const { return unsynced_; }
     const TableSpec& table(const std::string& name) const;
     // The synced columns of a table in the live schema (local key excluded).
     const std::vector<std::string>& synced_columns(const std::string& table) const;
@@ -53,9 +60,17 @@ class Replica {
     const std::vector<std::string>& live_columns(const std::string& table) const;
 
     // Regenerates the capture triggers when PRAGMA schema_version shows the
-    // app changed its schema. Returns true when the triggers changed. Raises
-    // SchemaError on destructive drift (a synced column or table removed).
+    // app changed its schema (a waiting table that appeared is captured from
+    // then on, its rows queued). Returns true when the schema changed.
+    // Raises SchemaError on destructive drift (a synced column or table
+    // removed).
     bool follow_schema_changes();
+
+    // Queues, as an update of that column, every row of the table whose
+    // value in one of `columns` is not the column's default: values written
+    // before they were synced (a column the app just added, or one
+    // Postgres just got).
+    void queue_non_default_values(const TableSpec& spec, const std::vector<std::string>& columns);
 
     // The local changes waiting to be pushed.
     Outbox& outbox() { return outbox_; }
@@ -72,14 +87,23 @@ class Replica {
     // tables no longer synced forgotten.
     void sync_capture_triggers();
     // One table: checked against its spec and what was synced before, its
-    // triggers made, its rows queued when it is new.
-    void capture_table(const TableSpec& spec, std::set<std::string>& wanted);
+    // triggers made, its rows queued when it is new. False when it waits
+    // (not in the database yet, or a table it points at waits).
+    bool capture_table(const TableSpec& spec, const std::set<std::string>& present,
+                       std::set<std::string>& wanted);
     // Tables no longer synced: their triggers dropped and their columns
     // forgotten, so syncing them again later starts with a fresh snapshot.
     void forget_unsynced_tables(const std::set<std::string>& wanted);
+    // Tables nobody told us about: logged once (remembered in meta).
+    void note_unknown_tables();
+    void log_waiting_changes(const std::vector<std::string>& waiting);
     std::int64_t schema_version();
 
-    std::vector<TableSpec> tables_;
+    std::vector<TableSpec> tables_;  // as configured; never resized (tables() points into it)
+    std::vector<const TableSpec*> present_;
+    std::vector<std::string> waiting_;
+    std::vector<std::string> unsynced_;
+    bool waiting_logged_ = false;
     sqlite::Connection db_;
     ReplicaMeta meta_{db_};
     Outbox outbox_{db_};

@@ -536,7 +536,11 @@ def make_app() -> typer.Typer:
                         else Text(
                             f"{len(t.missing_locally)} missing here, {len(t.missing_upstream)} "
                             f"missing upstream, {len(t.different)} different"
-                            + (f", {t.repaired} repaired" if repair else ""),
+                            + (
+                                f", {t.repaired} repaired ({t.pushed} pushed, {t.fetched} fetched)"
+                                if repair
+                                else ""
+                            ),
                             style="red",
                         )
                     )
@@ -548,7 +552,10 @@ def make_app() -> typer.Typer:
                         "left out.[/dim]"
                     )
                 if not r.matches and not repair:
-                    out.print("Run 'lestash sync verify --repair' to fetch them again.")
+                    out.print(
+                        "Run 'lestash sync verify --repair': values Postgres never had are "
+                        "pushed, newer ones fetched."
+                    )
             return 0 if r.matches or repair else EXIT_DIFFERENT
 
         _run(socket, as_json, work)

@@ -245,6 +245,8 @@ class Status:
     outbox_depth: int  # local changes not pushed yet
     lag_seconds: float  # age of the oldest of them
     dead_letters: int  # changes Postgres refused for good
+    waiting_tables: tuple[str, ...]  # synced tables the database does not have yet
+    unsynced_tables: tuple[str, ...]  # tables lestash-sync does not know: not synced
     errors_since_start: int
     cycles: int
     clients: int
@@ -277,6 +279,8 @@ class Status:
             outbox_depth=o.integer("outbox_depth"),
             lag_seconds=o.number("lag_seconds"),
             dead_letters=o.integer("dead_letters"),
+            waiting_tables=o.strings("waiting_tables"),
+            unsynced_tables=o.strings("unsynced_tables"),
             errors_since_start=o.integer("errors_since_start"),
             cycles=o.integer("cycles"),
             clients=o.integer("clients"),
@@ -596,7 +600,9 @@ class TableComparison:
     missing_locally: tuple[str, ...]  # UUIDs
     missing_upstream: tuple[str, ...]
     different: tuple[str, ...]
-    repaired: int
+    repaired: int  # pushed + fetched
+    pushed: int  # values Postgres never had, sent as local changes
+    fetched: int  # Postgres's newer values (or its deletes), taken
 
     @staticmethod
     def from_object(o: _Object) -> TableComparison:
@@ -609,6 +615,8 @@ class TableComparison:
             o.strings("missing_upstream"),
             o.strings("different"),
             o.integer("repaired"),
+            o.integer("pushed"),
+            o.integer("fetched"),
         )
 
 
