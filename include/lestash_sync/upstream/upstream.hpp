@@ -18,7 +18,7 @@
 namespace lestash {
 
 // The upstream schema version (migrations/postgres) this build needs.
-inline constexpr int kRequiredUpstreamVersion = 4;
+inline constexpr int kRequiredUpstreamVersion = 8;
 
 struct UpstreamColumn {
     std::string name;
