@@ -161,7 +161,7 @@ json bench_media(const fs::path& dir, const MediaBenchOptions& options) {
             std::vector<std::string>{"--config", (dir / "sync.toml").string(), "--db",
                                      dbs.back().string(), "--postgres", conninfo, "--socket",
                                      (dir / (name + ".sock")).string(), "--replica",
-                                     "bench-" + name},
+                                     "bench-" + name, "--log-level", "debug"},
             dir / (name + ".log")));
     }
     std::vector<SyncdProcess*> both{daemons[0].get(), daemons[1].get()};
