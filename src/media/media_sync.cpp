@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 
@@ -73,8 +74,13 @@ struct MediaSync::State {
     std::int64_t upstream_files = -1, upstream_bytes = -1;
 
     // The triggers made (again) when item_media appeared or the app changed
-    // its schema; false while there is no item_media table.
+    // its schema; false while there is no item_media table, or while
+    // [sync] tables leaves it out (its files follow its rows, or nothing).
     bool follow_schema() {
+        const auto& tables = replica.tables();
+        if (std::none_of(tables.begin(), tables.end(),
+                         [](const TableSpec& t) { return t.name == "item_media"; }))
+            return false;
         const auto version = replica.db().query_int("PRAGMA schema_version");
         if (version == schema_version_seen)
             return installed;
