@@ -12,6 +12,7 @@
 #include "daemon_bench.hpp"
 #include "lestash_sync/common/sqlite.hpp"
 #include "lestash_sync/replica/replica.hpp"
+#include "media_bench.hpp"
 #include "phone_bench.hpp"
 #include "sync_bench.hpp"
 
@@ -147,6 +148,13 @@ int main(int argc, char** argv) {
                       "cmake --build BUILD --target powersync-tools)");
     phone->add_option("--syncd", phone_options.syncd_path,
                       "the lestash-syncd to run (default: the one beside lestash-bench)");
+    MediaBenchOptions media_options;
+    auto* media = app.add_subcommand(
+        "media", "a media file between two running lestash-syncd: time, the daemons' memory");
+    media->add_option("--mb", media_options.mb, "size of the file, MiB")
+        ->check(CLI::Range(1, 4096));
+    media->add_option("--syncd", media_options.syncd_path,
+                      "the lestash-syncd to run (default: the one beside lestash-bench)");
     app.add_flag("--json", json, "print one JSON object instead of a table");
     app.add_option("--dir", work_dir, "where to put the scratch databases (default: a temp dir)");
     CLI11_PARSE(app, argc, argv);
@@ -169,6 +177,12 @@ int main(int argc, char** argv) {
                 std::cout << nlohmann::json{{"sync", result}}.dump() << "\n";
             else
                 print_sync_table(result);
+        } else if (*media) {
+            const auto result = bench_media(dir, media_options);
+            if (json)
+                std::cout << nlohmann::json{{"media", result}}.dump() << "\n";
+            else
+                print_media_table(result);
         } else if (*phone) {
             const auto result = bench_phone(dir, phone_options);
             if (json)

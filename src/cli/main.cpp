@@ -88,6 +88,29 @@ std::string one_line(const std::string& s, std::size_t width) {
     return out;
 }
 
+std::string fmt_mib(double bytes) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.1f", bytes / (1024.0 * 1024.0));
+    return buf;
+}
+
+// "2 to upload, 1 missing, ... (limit 1024 MiB); 3 files, 50.0 MiB in Postgres"
+void print_media_status(const json& m) {
+    std::string line = text(m["to_upload"]) + " to upload, " + text(m["to_download"]) +
+                       " to download, " + text(m["waiting"]) + " waiting, " + text(m["missing"]) +
+                       " missing, " + text(m["too_large"]) + " too large";
+    for (const char* other : {"failed", "different", "invalid"})
+        if (m.value(other, 0) > 0)
+            line += ", " + text(m[other]) + " " + other;
+    line += " (limit " + text(m["max_file_mb"]) + " MiB); ";
+    if (m["upstream_bytes"].is_number())
+        line += text(m["upstream_files"]) + " files, " +
+                fmt_mib(m["upstream_bytes"].get<double>()) + " MiB in Postgres";
+    else
+        line += "space in Postgres not known yet";
+    std::printf("%-12s %s\n", "media", line.c_str());
+}
+
 void print_status(const json& s, const Style& st) {
     const std::string state = s.value("state", "");
     const auto coloured = state == "idle"                          ? st.green(state)
@@ -128,6 +151,8 @@ void print_status(const json& s, const Style& st) {
     if (!s.value("unsynced_tables", json::array()).empty())
         std::printf("%-12s %s (unknown to lestash-sync: they stay on this device)\n", "not synced",
                     list(s["unsynced_tables"]).c_str());
+    if (s.contains("media"))
+        print_media_status(s["media"]);
 }
 
 // A progress bar on stderr, only when stderr is a terminal.
@@ -354,6 +379,20 @@ int run_verify(lestash::ControlClient& client, const Options& o, const Style& st
                          std::to_string(t["different"].size()) + " different")
                       .c_str(),
             repaired.c_str());
+    }
+    if (r.contains("media")) {
+        const auto& m = r["media"];
+        std::printf(
+            "%-13s %7s named %s\n", "media files", text(m["files"]).c_str(),
+            m.value("matches", false)
+                ? st.green("same").c_str()
+                : st.red(std::to_string(m["missing_locally"].size()) + " missing here, " +
+                         std::to_string(m["missing_upstream"].size()) + " missing upstream, " +
+                         std::to_string(m["different"].size()) + " different")
+                      .c_str());
+        if (!m["unavailable"].empty())
+            std::printf("%zu media files are nowhere (lost where they were made?)\n",
+                        m["unavailable"].size());
     }
     if (r.value("pending_local_rows", 0) > 0)
         std::printf("%s local changes not pushed yet were left out\n",

@@ -2,6 +2,7 @@
 // what each accepts; docs/protocol.md says what each answers).
 #include <chrono>
 #include <iterator>
+#include <optional>
 
 #include "lestash_sync/control/queries.hpp"
 #include "lestash_sync/control/rpc.hpp"
@@ -101,13 +102,17 @@ void ControlServer::Impl::run(const rpc::ResolveConflictCall& c, const Caller& c
 
 void ControlServer::Impl::run(const rpc::VerifyCall& c, const Caller& caller) {
     on_worker(caller.session, caller.request,
-              [c](SyncEngine& engine, Replica&, const std::function<void(json)>& notify) {
+              [c, &worker = worker](SyncEngine& engine, Replica&,
+                                    const std::function<void(json)>& notify) {
                   const auto report = engine.verify(c.repair, [&](const std::string& table,
                                                                   int done, int total) {
                       notify(rpc::notification(
                           "verify.progress", {{"table", table}, {"done", done}, {"total", total}}));
                   });
-                  return control::verify_report_json(report, c.repair);
+                  std::optional<MediaVerifyReport> media;
+                  if (auto* m = worker.media())
+                      media = m->verify(c.repair);
+                  return control::verify_report_json(report, c.repair, media ? &*media : nullptr);
               });
 }
 

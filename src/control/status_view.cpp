@@ -3,6 +3,8 @@
 
 #include <ctime>
 #include <optional>
+#include <utility>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -48,6 +50,27 @@ double epoch_seconds(const std::optional<std::chrono::system_clock::time_point>&
 
 }  // namespace
 
+namespace {
+
+// The media files by state, as status and metrics name them.
+std::vector<std::pair<const char*, std::int64_t>> media_states(const MediaCounts& m) {
+    return {{"to_upload", m.to_upload}, {"to_download", m.to_download}, {"waiting", m.waiting},
+            {"missing", m.missing},     {"too_large", m.too_large},     {"failed", m.failed},
+            {"different", m.different}, {"invalid", m.invalid},         {"synced", m.synced}};
+}
+
+}  // namespace
+
+json media_json(const MediaCounts& m) {
+    auto known = [](std::int64_t v) { return v < 0 ? json(nullptr) : json(v); };
+    json out = json::object();
+    for (const auto& [state, n] : media_states(m)) out[state] = n;
+    out["max_file_mb"] = m.max_file_bytes >> 20;
+    out["upstream_files"] = known(m.upstream_files);
+    out["upstream_bytes"] = known(m.upstream_bytes);
+    return out;
+}
+
 json status_json(const DaemonStatus& s, std::size_t clients) {
     return {
         {"state", state_name(s.state)},
@@ -73,6 +96,7 @@ json status_json(const DaemonStatus& s, std::size_t clients) {
         {"dead_letters", s.dead_letters},
         {"waiting_tables", s.waiting_tables},
         {"unsynced_tables", s.unsynced_tables},
+        {"media", media_json(s.media)},
         {"errors_since_start", s.errors_since_start},
         {"cycles", s.cycles},
         {"clients", clients},
@@ -127,10 +151,38 @@ std::string metrics_text(const DaemonStatus& s, std::size_t clients) {
            "When changes were last pulled (0: never).", epoch_seconds(s.last_pull_at));
     metric("lestash_sync_control_clients", "gauge", "Clients connected to the control socket.",
            static_cast<double>(clients));
+    out +=
+        "# HELP lestash_sync_media_files Media files named by item_media rows, by what is to be "
+        "done with them.\n# TYPE lestash_sync_media_files gauge\n";
+    const auto& m = s.media;
+    for (const auto& [state, n] : media_states(m))
+        out += fmt::format("lestash_sync_media_files{{state=\"{}\"}} {}\n", state, n);
+    metric("lestash_sync_media_upstream_bytes", "gauge",
+           "Bytes of media file contents kept in Postgres (-1: not known yet).",
+           static_cast<double>(m.upstream_bytes));
+    metric("lestash_sync_media_max_file_bytes", "gauge",
+           "Media files larger than this are not uploaded ([media] max_file_mb).",
+           static_cast<double>(m.max_file_bytes));
     return out;
 }
 
-json verify_report_json(const VerifyReport& report, bool repaired) {
+namespace {
+
+json media_verify_json(const MediaVerifyReport& m) {
+    return {{"files", m.files},
+            {"matches", m.matches()},
+            {"pending", m.pending},
+            {"too_large", m.too_large},
+            {"missing_locally", m.missing_locally},
+            {"missing_upstream", m.missing_upstream},
+            {"different", m.different},
+            {"unavailable", m.unavailable},
+            {"repaired", m.repaired}};
+}
+
+}  // namespace
+
+json verify_report_json(const VerifyReport& report, bool repaired, const MediaVerifyReport* media) {
     json tables = json::array();
     for (const auto& t : report.tables)
         tables.push_back({{"table", t.table},
@@ -143,10 +195,13 @@ json verify_report_json(const VerifyReport& report, bool repaired) {
                           {"repaired", t.repaired},
                           {"pushed", t.pushed},
                           {"fetched", t.fetched}});
-    return {{"matches", report.matches()},
-            {"repair", repaired},
-            {"pending_local_rows", report.pending_local_rows},
-            {"tables", std::move(tables)}};
+    json out = {{"matches", report.matches() && (!media || media->matches())},
+                {"repair", repaired},
+                {"pending_local_rows", report.pending_local_rows},
+                {"tables", std::move(tables)}};
+    if (media)
+        out["media"] = media_verify_json(*media);
+    return out;
 }
 
 }  // namespace lestash::control

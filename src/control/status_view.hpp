@@ -18,6 +18,10 @@ nlohmann::json pull_json(const PullStats& s);
 // `clients`: how many are connected to the control socket.
 nlohmann::json status_json(const DaemonStatus& s, std::size_t clients);
 std::string metrics_text(const DaemonStatus& s, std::size_t clients);
-nlohmann::json verify_report_json(const VerifyReport& report, bool repaired);
+nlohmann::json media_json(const MediaCounts& m);
+// The rows' report, with the files' (`media`, when they were verified) as
+// its "media" section; "matches" covers both.
+nlohmann::json verify_report_json(const VerifyReport& report, bool repaired,
+                                  const MediaVerifyReport* media = nullptr);
 
 }  // namespace lestash::control

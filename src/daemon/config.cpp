@@ -146,6 +146,7 @@ const std::vector<Key>& keys() {
         {"control", "socket", Text{&Config::socket_path, socket_path}},
         {"control", "request_timeout_seconds",
          WholeNumber{&Config::request_timeout_seconds, 1, 3600}},
+        {"media", "max_file_mb", WholeNumber{&Config::media_max_file_mb, 0, 1048576}},
     };
     return all;
 }

@@ -29,6 +29,13 @@ std::string DaemonStatus::summary() const {
            " waiting";
     if (dead_letters > 0)
         out += ", " + std::to_string(dead_letters) + " refused by Postgres";
+    const auto moving = media.to_upload + media.to_download + media.waiting;
+    if (moving > 0)
+        out +=
+            ", " + std::to_string(moving) + " media file" + (moving == 1 ? "" : "s") + " to move";
+    if (media.missing > 0)
+        out += ", " + std::to_string(media.missing) + " media file" +
+               (media.missing == 1 ? "" : "s") + " missing";
     return out;
 }
 

@@ -164,6 +164,7 @@ bool SyncWorker::connect() {
                 hook(point);
         };
         engine_ = std::make_unique<SyncEngine>(*replica_, *upstream_, opts);
+        media_ = std::make_unique<MediaSync>(*replica_, *upstream_, settings_.media);
         listener_ = std::make_unique<ChangeListener>(conninfo);
         const int version = upstream_->schema_version();
         status_.update([&](DaemonStatus& s) {
@@ -178,6 +179,7 @@ bool SyncWorker::connect() {
         const bool transient = dynamic_cast<const UpstreamError*>(&e) &&
                                static_cast<const UpstreamError&>(e).transient();
         guard_.forget();
+        media_.reset();
         engine_.reset();
         upstream_.reset();
         listener_.reset();
@@ -199,6 +201,7 @@ bool SyncWorker::connect() {
 void SyncWorker::disconnect(const std::string& why) {
     guard_.forget();
     listener_.reset();
+    media_.reset();
     engine_.reset();
     upstream_.reset();
     status_.update([&](DaemonStatus& s) {
@@ -300,11 +303,12 @@ constexpr std::chrono::milliseconds kRecheckAfter[] = {
 
 void SyncWorker::run() {
     cycle("start");
+    media_step(0);
     if (on_first_cycle_)
         on_first_cycle_();
     due_ = next_unasked_cycle();
     for (;;) {
-        const auto wake_at = std::min(due_, recheck_at_);
+        const auto wake_at = std::min({due_, recheck_at_, next_media_step()});
         const auto timeout = std::max(std::chrono::milliseconds(0),
                                       std::chrono::duration_cast<std::chrono::milliseconds>(
                                           wake_at - Clock::now() + std::chrono::milliseconds(1)));
@@ -323,10 +327,46 @@ void SyncWorker::run() {
             (bits & (kSync | kRemote)) || timed_out || ((bits & kLocal) && local_commit_to_push());
         if (run_cycle)
             cycle_and_reschedule(bits);
+        media_step(bits);
         if (on_cycle_)
             on_cycle_();
     }
     finish();
+}
+
+void SyncWorker::media_step(unsigned bits) {
+    media_more_ = false;
+    if (!media_ || paused_ || failing())
+        return;
+    try {
+        if (bits & kSync)
+            media_->retry_now();
+        else if (bits & kRemote)
+            media_->files_arrived();
+        const auto step = media_->step();
+        media_more_ = step.more;
+        media_retry_ = step.next_retry;
+        const auto counts = media_->counts();
+        status_.update([&](DaemonStatus& s) { s.media = counts; });
+    } catch (const UpstreamError& e) {
+        if (e.transient())
+            disconnect(e.what());
+        else
+            record_error("media files", e.what());
+    } catch (const Error& e) {
+        record_error("media files", e.what());
+    }
+}
+
+Clock::time_point SyncWorker::next_media_step() const {
+    if (!media_)
+        return kNever;
+    if (media_more_)
+        return Clock::now();
+    if (!media_retry_)
+        return kNever;
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                              *media_retry_ - std::chrono::system_clock::now());
 }
 
 Clock::time_point SyncWorker::next_unasked_cycle() {
@@ -383,6 +423,7 @@ void SyncWorker::apply_reload() {
     settings_.debounce = pending_settings_.debounce;
     settings_.safety_pull = pending_settings_.safety_pull;
     settings_.response_timeout = pending_settings_.response_timeout;
+    settings_.media = pending_settings_.media;
     guard_.set_timeout(settings_.response_timeout);
     settings_.max_backoff = pending_settings_.max_backoff;
     backoff_.set_cap(std::chrono::duration_cast<std::chrono::milliseconds>(settings_.max_backoff));
@@ -492,6 +533,7 @@ void SyncWorker::finish() {
     status_.update([](DaemonStatus& s) { s.state = DaemonState::starting; });
     guard_.forget();
     listener_.reset();
+    media_.reset();
     engine_.reset();
     upstream_.reset();
 }

@@ -72,10 +72,10 @@ std::string outbox_insert(const TableSpec& spec, const char op, const char* row,
 
 }  // namespace
 
-std::vector<std::string> capture_trigger_names(const TableSpec& spec) {
+std::vector<std::string> capture_trigger_names(const std::string& table) {
     std::vector<std::string> out;
     for (const char* what : {"insert", "update", "rekey", "delete"})
-        out.push_back(std::string(kObjectPrefix) + spec.name + "_" + what);
+        out.push_back(std::string(kObjectPrefix) + table + "_" + what);
     return out;
 }
 

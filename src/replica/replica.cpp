@@ -370,19 +370,17 @@ bool Replica::capture_table(const TableSpec& spec, const std::set<std::string>& 
 }
 
 void Replica::forget_unsynced_tables(const std::set<std::string>& wanted) {
-    sqlite::Statement stale(db_,
-                            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND "
-                            "name LIKE '\\_lestash\\_sync\\_%' ESCAPE '\\'");
-    std::vector<std::string> drop;
-    while (stale.step())
-        if (!wanted.count(stale.text(0)))
-            drop.push_back(stale.text(0));
-    for (const auto& name : drop) db_.exec("DROP TRIGGER " + quote_identifier(name));
+    // Only capture triggers, of tables synced before: other rooms keep
+    // triggers of their own under the prefix (media's on item_media).
     for (const auto& key : meta_.keys_with_prefix("columns:")) {
         const std::string table = key.substr(8);
-        if (std::none_of(tables_.begin(), tables_.end(),
-                         [&](const auto& s) { return s.name == table; }))
-            meta_.erase(key);
+        if (std::any_of(tables_.begin(), tables_.end(),
+                        [&](const auto& s) { return s.name == table; }))
+            continue;
+        for (const auto& name : capture_trigger_names(table))
+            if (!wanted.count(name))
+                db_.exec("DROP TRIGGER IF EXISTS " + quote_identifier(name));
+        meta_.erase(key);
     }
 }
 

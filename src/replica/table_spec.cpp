@@ -86,17 +86,17 @@ bool stays_on_device(const std::string& table) {
 }
 
 std::vector<TableSpec> select_tables(const std::vector<std::string>& names) {
+    const auto& all = default_table_specs();
     for (const auto& name : names) {
         if (const char* why = stays_local(name))
             throw ConfigError("table \"" + name + "\" is never synced (" + why +
                               "); remove it from [sync] tables");
-        const auto& all = default_table_specs();
         if (std::none_of(all.begin(), all.end(), [&](const auto& s) { return s.name == name; }))
             throw ConfigError("unknown table \"" + name +
                               "\" in [sync] tables; expected some of: " + default_names());
     }
     std::vector<TableSpec> out;
-    for (const auto& spec : default_table_specs())
+    for (const auto& spec : all)
         if (std::find(names.begin(), names.end(), spec.name) != names.end())
             out.push_back(spec);
     for (const auto& spec : out)

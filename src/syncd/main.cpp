@@ -26,6 +26,7 @@
 #include "lestash_sync/daemon/sync_worker.hpp"
 #include "lestash_sync/daemon/wal_watcher.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/media/media_sync.hpp"
 #include "lestash_sync/replica/replica.hpp"
 #include "lestash_sync/upstream/local_postgres.hpp"
 #include "lestash_sync/upstream/upstream.hpp"
@@ -43,6 +44,12 @@ void setup_logging(const Config& c) {
     spdlog::set_default_logger(logger);
 }
 
+lestash::MediaOptions media_options(const Config& c) {
+    lestash::MediaOptions m;
+    m.max_file_bytes = std::int64_t{c.media_max_file_mb} << 20;
+    return m;
+}
+
 lestash::WorkerSettings worker_settings(const Config& c) {
     lestash::WorkerSettings w;
     w.attach.path = c.database;
@@ -55,6 +62,7 @@ lestash::WorkerSettings worker_settings(const Config& c) {
     w.safety_pull = std::chrono::seconds(c.safety_pull_seconds);
     w.max_backoff = std::chrono::seconds(c.max_backoff_seconds);
     w.response_timeout = std::chrono::seconds(c.response_timeout_seconds);
+    w.media = media_options(c);
     return w;
 }
 
@@ -302,6 +310,9 @@ int run_once(const Config& c) {
             lestash::Upstream upstream(c.postgres);
             lestash::SyncEngine engine(replica, upstream, {c.push_batch, c.pull_batch, {}, {}});
             stats = engine.sync_once();
+            lestash::MediaSync media(replica, upstream, media_options(c));
+            while (media.step().more) {
+            }
             break;
         } catch (const lestash::UpstreamError& e) {
             if (!e.transient() || backoff.attempts() >= 5)
@@ -338,6 +349,8 @@ int run_verify(const Config& c, bool repair) {
     lestash::Upstream upstream(c.postgres);
     lestash::SyncEngine engine(replica, upstream);
     const auto report = engine.verify(repair);
+    lestash::MediaSync media(replica, upstream, media_options(c));
+    const auto files = media.verify(repair);
     for (const auto& t : report.tables) {
         std::printf("%-16s %7lld local %7lld upstream  %s", t.table.c_str(),
                     static_cast<long long>(t.local_rows), static_cast<long long>(t.upstream_rows),
@@ -353,13 +366,24 @@ int run_verify(const Config& c, bool repair) {
         for (const auto* list : {&t.missing_locally, &t.missing_upstream, &t.different})
             for (const auto& uuid : *list) std::printf("    %s\n", uuid.c_str());
     }
+    std::printf("%-13s %7lld named     %s", "media files", static_cast<long long>(files.files),
+                files.matches() ? "same\n" : "DIFFERENT:");
+    if (!files.matches())
+        std::printf(" %zu missing here, %zu missing upstream, %zu with other contents%s\n",
+                    files.missing_locally.size(), files.missing_upstream.size(),
+                    files.different.size(), repair ? " (queued again)" : "");
+    for (const auto* list : {&files.missing_locally, &files.missing_upstream, &files.different})
+        for (const auto& path : *list) std::printf("    %s\n", path.c_str());
+    if (!files.unavailable.empty())
+        std::printf("%zu media files are nowhere (lost where they were made?)\n",
+                    files.unavailable.size());
     if (report.pending_local_rows)
         std::printf("%lld local changes not pushed yet were left out\n",
                     static_cast<long long>(report.pending_local_rows));
     std::printf("compared in %.2f s, peak RSS %.1f MiB\n",
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
                 peak_rss_mib());
-    if (report.matches())
+    if (report.matches() && files.matches())
         return 0;
     if (!repair)
         std::printf("run again with --repair to fetch the differing rows again\n");

@@ -46,6 +46,7 @@ declare -A owner=(
     [deferred]=src/replica/held_back.cpp [unresolved]=src/replica/held_back.cpp
     [applying]=src/replica/apply_scope.cpp)
 owner[link_revs]=src/replica/identity.cpp
+owner[media]=src/media/media_queue.cpp
 for table in "${!owner[@]}"; do
     if strays=$(cd "$source" && grep -rnE "_lestash_sync_${table}\b" src include |
         grep -v "^${owner[$table]}:" | grep -vE '^[^:]+:[0-9]+:\s*//'); then

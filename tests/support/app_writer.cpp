@@ -1,7 +1,11 @@
 // The Le Stash CLI's write patterns, replayed in C++ for tests.
 #include "app_writer.hpp"
 
+#include <filesystem>
+#include <fstream>
 #include <stdexcept>
+
+#include "lestash_sync/common/sha256.hpp"
 
 namespace lestash::test {
 
@@ -113,6 +117,41 @@ void AppWriter::upsert_source(const std::string& source_type, bool enabled,
     st.bind_all(sqlite::Value{source_type}, sqlite::Value{std::int64_t{enabled ? 1 : 0}},
                 opt(last_sync))
         .run();
+}
+
+std::string AppWriter::save_media(std::int64_t item_id, const std::string& bytes,
+                                  const std::string& ext, bool write_file) {
+    const std::string relative =
+        std::to_string(item_id) + "/" + sha256_hex(bytes).substr(0, 12) + ext;
+    if (write_file) {
+        const auto target = std::filesystem::path(db_.path()).parent_path() / "media" / relative;
+        std::filesystem::create_directories(target.parent_path());
+        std::ofstream(target, std::ios::binary)
+            .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    }
+    add_media_row(item_id, ext == ".pdf" ? "pdf" : "image", std::nullopt, relative,
+                  ext == ".pdf" ? "application/pdf" : "image/jpeg");
+    return relative;
+}
+
+std::int64_t AppWriter::add_media_row(std::int64_t item_id, const std::string& media_type,
+                                      const std::optional<std::string>& url,
+                                      const std::optional<std::string>& local_path,
+                                      const std::optional<std::string>& mime_type) {
+    sqlite::Statement st(db_,
+                         "INSERT INTO item_media (item_id, media_type, url, local_path, "
+                         "mime_type) SELECT ?1, ?2, ?3, ?4, ?5 WHERE NOT EXISTS (SELECT 1 FROM "
+                         "item_media WHERE item_id = ?1 AND media_type = ?2 AND url IS ?3 AND "
+                         "local_path IS ?4)");
+    st.bind_all(sqlite::Value{item_id}, sqlite::Value{media_type}, opt(url), opt(local_path),
+                opt(mime_type))
+        .run();
+    return db_.changes() ? db_.last_insert_rowid() : 0;
+}
+
+void AppWriter::delete_media_row(std::int64_t media_id) {
+    sqlite::Statement st(db_, "DELETE FROM item_media WHERE id = ?");
+    st.bind(1, media_id).run();
 }
 
 std::int64_t AppWriter::start_sync_log(const std::string& source_type) {

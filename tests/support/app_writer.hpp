@@ -41,6 +41,21 @@ class AppWriter {
     void remove_tag(std::int64_t item_id, const std::string& tag);
     void upsert_source(const std::string& source_type, bool enabled,
                        const std::optional<std::string>& last_sync);
+    // A media attachment as the app adds one: the file written to
+    // <db dir>/media/<item id>/<first 12 hex of its sha256><ext> (unless
+    // `write_file` is false: a row whose file is missing), then its
+    // item_media row, skipped when a row with the same (item_id,
+    // media_type, url, local_path) exists. Returns the relative path.
+    std::string save_media(std::int64_t item_id, const std::string& bytes, const std::string& ext,
+                           bool write_file = true);
+    // INSERT of an item_media row unless the same (item_id, media_type, url,
+    // local_path) exists, NULLs compared as equal; returns its id (0 when
+    // skipped).
+    std::int64_t add_media_row(std::int64_t item_id, const std::string& media_type,
+                               const std::optional<std::string>& url,
+                               const std::optional<std::string>& local_path,
+                               const std::optional<std::string>& mime_type);
+    void delete_media_row(std::int64_t media_id);
     std::int64_t start_sync_log(const std::string& source_type);
     void finish_sync_log(std::int64_t id, const std::string& status, int added, int updated,
                          const std::optional<std::string>& error);

@@ -34,6 +34,7 @@ struct Config {
     std::string log_level = "info";
     std::string socket_path = default_socket_path();
     int request_timeout_seconds = 30;
+    int media_max_file_mb = 1024;  // 0: no media file is uploaded
 
     bool operator==(const Config&) const = default;
 };

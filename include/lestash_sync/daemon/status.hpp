@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/media/media_sync.hpp"
 
 namespace lestash {
 
@@ -38,6 +39,7 @@ struct DaemonStatus {
     std::int64_t cycles = 0;
     std::int64_t wakeups = 0;  // times any thread of the daemon woke up
     double last_cycle_ms = 0;
+    MediaCounts media;  // as of the last media step
 
     // One short human line: "idle, 0 changes waiting" / "offline: ...".
     std::string summary() const;

@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -17,6 +18,7 @@
 #include "lestash_sync/daemon/response_guard.hpp"
 #include "lestash_sync/daemon/status.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/media/media_sync.hpp"
 #include "lestash_sync/replica/replica.hpp"
 #include "lestash_sync/upstream/listener.hpp"
 #include "lestash_sync/upstream/upstream.hpp"
@@ -40,6 +42,7 @@ struct WorkerSettings {
     // A Postgres request unanswered this long: the connection is dropped
     // and made again (see ResponseGuard).
     std::chrono::seconds response_timeout{60};
+    MediaOptions media;
 };
 
 class SyncWorker {
@@ -73,6 +76,10 @@ class SyncWorker {
                                    const std::string& offline_reason)>;
     void run_job(Job job);
 
+    // The media files' sync while connected (nullptr otherwise). Only on the
+    // worker thread: inside a job.
+    MediaSync* media() { return media_.get(); }
+
     // True when a cycle has been running for longer than `limit` (hung).
     bool stuck_longer_than(std::chrono::steady_clock::duration limit) const;
     const std::string& database_path() const { return settings_.attach.path; }
@@ -91,6 +98,11 @@ class SyncWorker {
     // push (else a re-check is scheduled).
     bool local_commit_to_push();
     void cycle_and_reschedule(unsigned bits);
+    // One slice of media work after the cycle (media_sync.hpp); a file that
+    // arrived upstream (`bits` kRemote) or `lestash-sync now` (kSync) makes
+    // the files waiting for it due now.
+    void media_step(unsigned bits);
+    std::chrono::steady_clock::time_point next_media_step() const;
     // Answers the jobs left and lets go of the connections.
     void finish();
     void cycle(const char* why);
@@ -116,6 +128,9 @@ class SyncWorker {
     std::unique_ptr<Upstream> upstream_;
     std::unique_ptr<SyncEngine> engine_;
     std::unique_ptr<ChangeListener> listener_;
+    std::unique_ptr<MediaSync> media_;
+    bool media_more_ = false;  // a slice is due at once
+    std::optional<std::chrono::system_clock::time_point> media_retry_;
     std::function<void()> on_first_cycle_;
     std::function<void()> on_cycle_;
     std::thread thread_;

@@ -12,8 +12,11 @@ namespace lestash {
 
 inline constexpr const char* kObjectPrefix = "_lestash_sync_";
 
-// The trigger names the daemon owns for a table.
-std::vector<std::string> capture_trigger_names(const TableSpec& spec);
+// The capture trigger names the daemon owns for a table.
+std::vector<std::string> capture_trigger_names(const std::string& table);
+inline std::vector<std::string> capture_trigger_names(const TableSpec& spec) {
+    return capture_trigger_names(spec.name);
+}
 
 // CREATE TRIGGER statements (one string each) that append every INSERT,
 // UPDATE and DELETE of the table to _lestash_sync_outbox, except while the
