@@ -51,6 +51,7 @@ BEGIN
     END IF;
 END $$;
 GRANT USAGE ON SCHEMA lestash TO lestash_endpoint;
+GRANT SELECT ON lestash.schema_migrations TO lestash_endpoint;  -- the version check
 
 CREATE TABLE IF NOT EXISTS lestash.devices (
     id                 uuid PRIMARY KEY,
