@@ -7,6 +7,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libsqlite3-dev sqlite3 libpq-dev libpqxx-dev nlohmann-json3-dev libspdlog-dev libasio-dev
   catch2 libtomlplusplus-dev libcli11-dev
+  # lestash-endpoint: HTTP(S), JWTs and hashes, pairing QR codes.
+  libcpp-httplib-dev libssl-dev libqrencode-dev
   postgresql-15 postgresql-client-15
   python3 procps systemd clang libclang-rt-14-dev
   # The lestash plugin (src/python), and pip-installing it offline in its tests.

@@ -2,7 +2,8 @@
 # The README's test command: installs what is needed, builds with warnings as
 # errors, runs the whole suite with CTest, then builds again with
 # AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite once more.
-# Then a short libFuzzer run of the control protocol (clang). Set
+# Then short libFuzzer runs of the control protocol and the phone endpoint's
+# request checks (clang). Set
 # LESTASH_SKIP_SANITIZE=1 or LESTASH_SKIP_FUZZ=1 to skip those while iterating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,10 +23,10 @@ if [ "${LESTASH_SKIP_SANITIZE:-0}" != 1 ]; then
     LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
     run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DLESTASH_SANITIZE=ON -DLESTASH_DOCKER_TESTS=OFF
 fi
-# The control protocol's fuzz target (libFuzzer needs clang): a bounded run.
+# The fuzz targets (libFuzzer needs clang): bounded runs.
 if [ "${LESTASH_SKIP_FUZZ:-0}" != 1 ]; then
   CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DLESTASH_WERROR=ON -DLESTASH_FUZZ=ON \
     -DLESTASH_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build/fuzz -j "$jobs" --target rpc_fuzz
+  cmake --build build/fuzz -j "$jobs" --target rpc_fuzz upload_fuzz
   (cd build/fuzz && ctest --output-on-failure)
 fi

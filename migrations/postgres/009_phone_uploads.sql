@@ -277,9 +277,11 @@ LANGUAGE sql SET search_path = lestash, pg_catalog AS $$
                'author_old', i._sqlite -> 'author', 'url_old', i._sqlite -> 'url',
                'metadata_old', i._sqlite -> 'metadata',
                'is_own_content_old', i._sqlite -> 'is_own_content')), '{}')
-      FROM jsonb_array_elements(ops) AS o
-      JOIN items i ON i.id = (o ->> 'id')::uuid
-     WHERE EXISTS (
+      FROM items i
+      JOIN jsonb_array_elements(ops) AS o ON i.id = (o ->> 'id')::uuid
+     -- By the primary key: never a scan of the whole table.
+     WHERE i.id = ANY (ARRAY(SELECT (e ->> 'id')::uuid FROM jsonb_array_elements(ops) AS e))
+       AND EXISTS (
            SELECT 1 FROM unnest(ARRAY['content', 'title', 'author', 'metadata', 'parent_id']) AS c
             WHERE o -> 'data' ? c
               AND (o -> 'data' -> c IS DISTINCT FROM to_jsonb(i) -> c
@@ -390,12 +392,14 @@ BEGIN
 
     -- PATCH: the conflict base is the _rev the phone saw.
     EXECUTE format('WITH w AS (UPDATE %s AS t SET %s '
-                   'FROM jsonb_populate_recordset(NULL::%s, $1) AS x WHERE t.id = x.id '
-                   'RETURNING t.id) SELECT array_agg(id) FROM w', rel, sets, rel)
+                   'FROM jsonb_populate_recordset(NULL::%s, $1) AS x '
+                   'WHERE t.id = x.id AND t.id = ANY ($2) RETURNING t.id) '
+                   'SELECT array_agg(id) FROM w', rel, sets, rel)
         INTO written
         USING (SELECT jsonb_agg((o -> 'data') || jsonb_build_object(
                           'id', o -> 'id', '_sqlite', o -> 'sqlite', '_push_base', o -> 'base'))
-                 FROM jsonb_array_elements(ops) o);
+                 FROM jsonb_array_elements(ops) o),
+              ARRAY(SELECT (o ->> 'id')::uuid FROM jsonb_array_elements(ops) o);
     -- Edits of rows deleted upstream: the delete wins, the edit is kept.
     INSERT INTO conflicts (tbl, row_id, column_name, winner_value, winner_origin, loser_value,
                            loser_origin)
