@@ -317,7 +317,7 @@ int run_conflicts(lestash::ControlClient& client, const Options& o, const Style&
 }
 
 int run_dead_letters(lestash::ControlClient& client, const Options& o, const Style& st) {
-    const auto r = client.call("dead_letters.list", {});
+    const auto r = client.call("dead_letters.list");
     if (o.as_json) {
         print_json(r);
         return 0;

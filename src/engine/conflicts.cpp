@@ -75,8 +75,10 @@ json SyncEngine::list_dead_letters(std::int64_t limit) {
             if (tx.exec1("SELECT to_regclass('lestash.phone_dead_letters') IS NULL")[0].as<bool>())
                 return pqxx::result();
             return tx.exec_params(
-                "SELECT id, device::text, r.name, client_tx, failed_op, error, sqlstate, detail, "
-                "to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ops::text "
+                "SELECT d.id, d.device::text, r.name, d.client_tx, d.failed_op, d.error, "
+                "d.sqlstate, "
+                "d.detail, to_char(d.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                "d.ops::text "
                 "FROM (SELECT * FROM lestash.phone_dead_letters WHERE resolved_at IS NULL "
                 "ORDER BY id DESC LIMIT $1) d LEFT JOIN lestash.replicas r ON r.id = d.device "
                 "ORDER BY d.id",
