@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -398,6 +399,8 @@ json bench_phone(const fs::path& dir, const PhoneBenchOptions& options) {
     {
         auto writer = rig.writing_phone("phone-w");
         writer->connect();
+        r["apply"] = apply_throughput(rig, 5, 1000);
+        std::fprintf(stderr, "phone transactions: %s\n", r["apply"].dump().c_str());
         const auto up = latency_summary(phone_to_desktop(rig, *writer, options.writes));
         const auto floor = latency_summary(postgres_to_desktop(rig, options.writes));
         json up_ratio;
@@ -406,7 +409,6 @@ json bench_phone(const fs::path& dir, const PhoneBenchOptions& options) {
         r["latency_ms"]["phone_to_desktop"] = up;
         r["latency_ms"]["postgres_to_desktop"] = floor;
         r["latency_ms"]["phone_ratio"] = up_ratio;
-        r["apply"] = apply_throughput(rig, 5, 1000);
     }
 
     // 3. A fresh phone's first sync of a large stash, once the service has it all.
