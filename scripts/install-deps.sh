@@ -6,7 +6,9 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   libsqlite3-dev sqlite3 libpq-dev libpqxx-dev nlohmann-json3-dev libspdlog-dev libasio-dev
-  catch2 libtomlplusplus-dev libcli11-dev libssl-dev
+  catch2 libtomlplusplus-dev libcli11-dev
+  # lestash-endpoint: HTTP(S), JWTs and hashes, pairing QR codes.
+  libcpp-httplib-dev libssl-dev libqrencode-dev
   postgresql-15 postgresql-client-15
   python3 procps systemd clang libclang-rt-14-dev
   # The man pages (help2man over the programs' --help; groff checks them) and

@@ -5,8 +5,8 @@
 # merge brought; LESTASH_TIDY_BASE=all for every file). Then builds again
 # with AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite once
 # more, then with ThreadSanitizer for the unit and integration tests (the
-# daemon has two threads and an event loop), then a short libFuzzer run of
-# the control protocol (clang). Set LESTASH_SKIP_TIDY=1,
+# daemon has two threads and an event loop), then short libFuzzer runs of
+# the control protocol and the phone endpoint's request checks (clang). Set LESTASH_SKIP_TIDY=1,
 # LESTASH_SKIP_SANITIZE=1, LESTASH_SKIP_TSAN=1 or LESTASH_SKIP_FUZZ=1 to skip
 # those while iterating.
 set -euo pipefail
@@ -73,10 +73,10 @@ tsan() {
 if [ "${LESTASH_SKIP_TSAN:-0}" != 1 ]; then
   timed tsan
 fi
-# The control protocol's fuzz target (libFuzzer needs clang): a bounded run.
+# The fuzz targets (libFuzzer needs clang): bounded runs.
 if [ "${LESTASH_SKIP_FUZZ:-0}" != 1 ]; then
   CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DLESTASH_WERROR=ON -DLESTASH_FUZZ=ON \
     -DLESTASH_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build/fuzz -j "$jobs" --target rpc_fuzz
+  cmake --build build/fuzz -j "$jobs" --target rpc_fuzz upload_fuzz
   (cd build/fuzz && ctest --output-on-failure)
 fi

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <fstream>
 #include <functional>
 #include <memory>
@@ -20,6 +21,11 @@
 #include "app_writer.hpp"
 #include "bench_common.hpp"
 #include "lestash_sync/common/child_process.hpp"
+#include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/common/uuid.hpp"
+#include "lestash_sync/endpoint/phone_upstream.hpp"
+#include "lestash_sync/endpoint/tokens.hpp"
+#include "lestash_sync/endpoint/upload_request.hpp"
 #include "lestash_sync/upstream/local_postgres.hpp"
 #include "lestash_sync/upstream/upstream.hpp"
 #include "powersync_rig.hpp"
@@ -120,12 +126,24 @@ struct Rig {
         return std::make_unique<Phone>(tools, *service, admin, dir / name);
     }
 
+    // A phone that writes through lestash-endpoint, paired.
+    std::unique_ptr<Phone> writing_phone(const std::string& name) {
+        if (!endpoint)
+            endpoint = std::make_unique<test::EndpointProcess>(
+                *postgres, database, service->jwt_key(), service->endpoint(), dir / "endpoint");
+        auto phone = std::make_unique<Phone>(tools, *service, admin, dir / name,
+                                             test::PhoneUploads{endpoint->url(), endpoint->url()});
+        phone->call({{"op", "pair"}, {"code", endpoint->pairing_code(name)}});
+        return phone;
+    }
+
     fs::path dir;
     PowerSyncTools tools;
     std::unique_ptr<LocalPostgres> postgres;
     std::string database, admin;
     std::unique_ptr<Desktop> desktop;
     std::unique_ptr<PowerSyncService> service;
+    std::unique_ptr<test::EndpointProcess> endpoint;
 };
 
 class Pauses {
@@ -185,6 +203,133 @@ std::vector<double> postgres_to_phone(Rig& rig, Phone& phone, int writes) {
         phone.wait_until(kVisible, {"raw", id});
         return ms_since(t0);
     });
+}
+
+// Until the desktop's database has the note; polled every millisecond.
+void wait_on_desktop(const Rig& rig, const std::string& source_type, const std::string& id) {
+    sqlite::Connection db(rig.desktop->db().string(), SQLITE_OPEN_READONLY);
+    sqlite::Statement st(db, "SELECT count(*) FROM items WHERE source_type = ? AND source_id = ?");
+    const auto deadline = Clock::now() + 60s;
+    for (;;) {
+        st.reset();
+        st.bind_all(source_type, id);
+        st.step();
+        if (st.integer(0) == 1)
+            return;
+        if (Clock::now() > deadline)
+            throw std::runtime_error("note " + id + " never reached the desktop");
+        std::this_thread::sleep_for(1ms);
+    }
+}
+
+// Single notes written on the phone (its own write transaction, uploaded by
+// the connector to lestash-endpoint), each timed until the desktop has it.
+std::vector<double> phone_to_desktop(Rig& rig, Phone& phone, int writes) {
+    ContentGenerator gen(23);
+    return timed_writes("phone", writes, [&](const std::string& id) {
+        const std::string content = gen.next();
+        const auto t0 = Clock::now();
+        phone.call(
+            {{"op", "write"},
+             {"statements",
+              json::array({json::array({"INSERT INTO items (id, source_type, source_id, title, "
+                                        "content) VALUES (?, 'phone', ?, ?, ?)",
+                                        {random_uuid(), id, "Note " + id, content}})})}});
+        wait_on_desktop(rig, "phone", id);
+        return ms_since(t0);
+    });
+}
+
+// The floor: the same notes INSERTed straight into Postgres, until the desktop has them.
+std::vector<double> postgres_to_desktop(Rig& rig, int writes) {
+    pqxx::connection conn(rig.admin);
+    ContentGenerator gen(23);
+    return timed_writes("rawdesk", writes, [&](const std::string& id) {
+        const std::string content = gen.next();
+        const auto t0 = Clock::now();
+        pqxx::nontransaction(conn).exec_params(
+            "INSERT INTO lestash.items (source_type, source_id, title, content) VALUES "
+            "('rawdesk', $1, $2, $3)",
+            id, "Note " + id, content);
+        wait_on_desktop(rig, "rawdesk", id);
+        return ms_since(t0);
+    });
+}
+
+// One phone transaction of `ops` new notes, as the SDK serializes it.
+std::string upload_body(std::int64_t tx, int ops, const std::string& prefix) {
+    ContentGenerator gen(static_cast<std::uint32_t>(tx));
+    json crud = json::array();
+    for (int i = 0; i < ops; ++i)
+        crud.push_back({{"op", "PUT"},
+                        {"type", "items"},
+                        {"id", random_uuid()},
+                        {"data",
+                         {{"source_type", "bulkphone"},
+                          {"source_id", prefix + std::to_string(tx) + "-" + std::to_string(i)},
+                          {"title", "Note " + std::to_string(i)},
+                          {"content", gen.next()}}}});
+    return json{{"transaction_id", tx}, {"crud", crud}}.dump();
+}
+
+// 1000-op transactions three ways in one run: over HTTP through
+// lestash-endpoint, straight through lestash.apply_phone_transaction, and
+// the same rows as one raw multi-row INSERT; ops/s of each.
+json apply_throughput(Rig& rig, int transactions, int ops) {
+    Upstream up(rig.admin);
+    const PhoneSchema schema = load_phone_schema(up);
+    pqxx::connection conn(rig.admin);
+    const std::string device =
+        pqxx::nontransaction(conn)
+            .exec1("SELECT lestash.create_device('bench direct', '\\x00', '1 minute')")[0]
+            .as<std::string>();
+    pqxx::nontransaction(conn).exec_params(
+        "UPDATE lestash.devices SET credential_hash = '\\x01' WHERE id = $1", device);
+    auto timed = [&](const std::function<void(std::int64_t)>& one) {
+        const auto t0 = Clock::now();
+        for (int t = 0; t < transactions; ++t) one(t + 1);
+        const double s = ms_since(t0) / 1000.0;
+        return json{{"seconds", s}, {"ops_per_s", transactions * ops / s}};
+    };
+    json r;
+    r["function"] = timed([&](std::int64_t tx) {
+        apply_phone_transaction(up, device, parse_upload(upload_body(tx, ops, "fn-"), schema));
+    });
+    r["raw_insert"] = timed([&](std::int64_t tx) {
+        const auto body = json::parse(upload_body(tx, ops, "raw-"));
+        std::string values;
+        pqxx::work w(conn);
+        for (const auto& op : body["crud"])
+            values += (values.empty() ? "(" : ", (") + w.quote(op["id"].get<std::string>()) +
+                      "::uuid, " + w.quote(op["data"]["source_type"].get<std::string>()) + ", " +
+                      w.quote(op["data"]["source_id"].get<std::string>()) + ", " +
+                      w.quote(op["data"]["title"].get<std::string>()) + ", " +
+                      w.quote(op["data"]["content"].get<std::string>()) + ")";
+        w.exec("INSERT INTO lestash.items (id, source_type, source_id, title, content) VALUES " +
+               values);
+        w.commit();
+    });
+    // Over HTTP as a paired phone would send them.
+    const std::string code = rig.endpoint->pairing_code("bench http");
+    const auto paired = json::parse(
+        test::http_post(rig.endpoint->url() + "/api/pair", json{{"code", code}}.dump(), ""));
+    const std::string token =
+        sign_token(hs256_key("lestash-hs256", rig.service->jwt_key(), "bench"),
+                   {{"sub", paired["device_id"]},
+                    {"aud", "lestash-powersync"},
+                    {"iat", std::time(nullptr)},
+                    {"exp", std::time(nullptr) + 3600}});
+    r["http"] = timed([&](std::int64_t tx) {
+        const auto answer = json::parse(test::http_post(rig.endpoint->url() + "/api/upload",
+                                                        upload_body(tx, ops, "http-"), token));
+        if (answer.value("applied", 0) != ops)
+            throw std::runtime_error("upload not applied: " + answer.dump().substr(0, 300));
+    });
+    r["ops_per_transaction"] = ops;
+    r["transactions"] = transactions;
+    r["function_vs_raw"] =
+        r["function"]["ops_per_s"].get<double>() / r["raw_insert"]["ops_per_s"].get<double>();
+    return r;
 }
 
 // `items` notes of about 1.5 KB, each with one of kTags tags, written
@@ -249,7 +394,24 @@ json bench_phone(const fs::path& dir, const PhoneBenchOptions& options) {
         ratio[p] = ours[p].get<double>() / raw[p].get<double>();
     r["latency_ms"] = {{"desktop_to_phone", ours}, {"postgres_to_phone", raw}, {"ratio", ratio}};
 
-    // 2. A fresh phone's first sync of a large stash, once the service has it all.
+    // 2. The phone writing: a note on the phone until the desktop has it,
+    // beside a raw INSERT into Postgres reaching the same desktop.
+    {
+        auto writer = rig.writing_phone("phone-w");
+        writer->connect();
+        r["apply"] = apply_throughput(rig, 5, 1000);
+        std::fprintf(stderr, "phone transactions: %s\n", r["apply"].dump().c_str());
+        const auto up = latency_summary(phone_to_desktop(rig, *writer, options.writes));
+        const auto floor = latency_summary(postgres_to_desktop(rig, options.writes));
+        json up_ratio;
+        for (const char* p : {"p50", "p95", "p99", "max"})
+            up_ratio[p] = up[p].get<double>() / floor[p].get<double>();
+        r["latency_ms"]["phone_to_desktop"] = up;
+        r["latency_ms"]["postgres_to_desktop"] = floor;
+        r["latency_ms"]["phone_ratio"] = up_ratio;
+    }
+
+    // 3. A fresh phone's first sync of a large stash, once the service has it all.
     auto t0 = Clock::now();
     seed(rig, options.items);
     phone->wait_until("SELECT count(*) >= ? FROM items WHERE source_type = 'bulk'", {options.items},
@@ -291,6 +453,27 @@ void print_phone_table(const json& r) {
         std::printf("  %-36s %8.2f %8.2f %8.2f %8.2f\n", label, lat[key]["p50"].get<double>(),
                     lat[key]["p95"].get<double>(), lat[key]["p99"].get<double>(),
                     lat[key]["max"].get<double>());
+    std::printf("from the phone to a desktop, ms (%d single-note writes each)\n",
+                r["writes"].get<int>());
+    std::printf("  %-36s %8s %8s %8s %8s\n", "", "p50", "p95", "p99", "max");
+    const std::pair<const char*, const char*> up_rows[] = {
+        {"phone_to_desktop", "phone write -> desktop"},
+        {"postgres_to_desktop", "raw Postgres INSERT -> desktop"},
+        {"phone_ratio", "ratio phone/raw"}};
+    for (const auto& [key, label] : up_rows)
+        std::printf("  %-36s %8.2f %8.2f %8.2f %8.2f\n", label, lat[key]["p50"].get<double>(),
+                    lat[key]["p95"].get<double>(), lat[key]["p99"].get<double>(),
+                    lat[key]["max"].get<double>());
+    const auto& a = r["apply"];
+    std::printf("phone transactions of %d new notes (%d of them), ops/s\n",
+                a["ops_per_transaction"].get<int>(), a["transactions"].get<int>());
+    const std::pair<const char*, const char*> apply_rows[] = {
+        {"http", "POST /api/upload (lestash-endpoint)"},
+        {"function", "lestash.apply_phone_transaction"},
+        {"raw_insert", "raw multi-row INSERT"}};
+    for (const auto& [key, label] : apply_rows)
+        std::printf("  %-36s %10.0f\n", label, a[key]["ops_per_s"].get<double>());
+    std::printf("  %-36s %10.3f\n", "ratio function/raw", a["function_vs_raw"].get<double>());
     const auto& f = r["first_sync"];
     std::printf("first sync of a fresh phone: %d items, %lld rows in all synced tables\n",
                 f["items"].get<int>(), static_cast<long long>(f["rows"].get<std::int64_t>()));

@@ -358,6 +358,34 @@ int run_conflicts(lestash::ControlClient& client, const Options& o, const Style&
     return 0;
 }
 
+int run_dead_letters(lestash::ControlClient& client, const Options& o, const Style& st) {
+    const auto r = client.call("dead_letters.list");
+    if (o.as_json) {
+        print_json(r);
+        return 0;
+    }
+    if (r["local"].empty() && r["phones"].empty()) {
+        std::printf("no dead letters: every change reached Postgres\n");
+        return 0;
+    }
+    for (const auto& d : r["local"])
+        std::printf("%s %s %s of %s  %s\n    refused: %s\n",
+                    st.bold("local #" + text(d["id"])).c_str(), text(d["op"]).c_str(),
+                    text(d["table"]).c_str(), text(d["row_uuid"]).c_str(),
+                    st.dim(text(d["failed_at"])).c_str(), one_line(text(d["error"]), 100).c_str());
+    for (const auto& d : r["phones"])
+        std::printf("%s transaction %s from %s (%d ops)  %s\n    refused%s: %s [%s]\n",
+                    st.bold("phone #" + text(d["id"])).c_str(), text(d["transaction_id"]).c_str(),
+                    (d["replica"].is_null() ? text(d["device"]) : text(d["replica"])).c_str(),
+                    static_cast<int>(d["ops"].size()), st.dim(relative(d["at"])).c_str(),
+                    d["failed_op"].is_null() ? "" : (" at op " + text(d["failed_op"])).c_str(),
+                    one_line(text(d["error"]), 100).c_str(), text(d["sqlstate"]).c_str());
+    std::printf("%s\n", st.dim("the phones' transactions were not applied; their ops are in "
+                               "lestash-sync --json dead-letters")
+                            .c_str());
+    return 0;
+}
+
 int run_verify(lestash::ControlClient& client, const Options& o, const Style& st) {
     const auto r = client.call("verify", {{"repair", o.repair}}, progress, std::chrono::hours(6));
     if (o.as_json) {
@@ -473,6 +501,10 @@ std::vector<std::pair<CLI::App*, Command>> add_commands(CLI::App& app, Options& 
     out.emplace_back(resolve, run_resolve);
     out.emplace_back(conflicts, run_conflicts);
 
+    out.emplace_back(app.add_subcommand("dead-letters",
+                                        "changes Postgres refused for good: this replica's and "
+                                        "the phones'"),
+                     run_dead_letters);
     auto* verify = app.add_subcommand("verify", "compare this replica with Postgres, row by row");
     verify->add_flag("--repair", o.repair, "fetch the rows that differ again");
     out.emplace_back(verify, run_verify);

@@ -4,10 +4,21 @@
 namespace lestash::rpc {
 
 const std::vector<std::string>& method_names() {
-    static const std::vector<std::string> names = {
-        "hello",          "version",           "status",       "metrics",         "sync.now",
-        "sync.pause",     "sync.resume",       "items.search", "items.get",       "items.history",
-        "conflicts.list", "conflicts.resolve", "verify",       "events.subscribe"};
+    static const std::vector<std::string> names = {"hello",
+                                                   "version",
+                                                   "status",
+                                                   "metrics",
+                                                   "sync.now",
+                                                   "sync.pause",
+                                                   "sync.resume",
+                                                   "items.search",
+                                                   "items.get",
+                                                   "items.history",
+                                                   "conflicts.list",
+                                                   "conflicts.resolve",
+                                                   "dead_letters.list",
+                                                   "verify",
+                                                   "events.subscribe"};
     return names;
 }
 
@@ -97,6 +108,10 @@ Call parse_call(const Request& request) {
     }
     if (m == "conflicts.resolve")
         return parse_resolve(p);
+    if (m == "dead_letters.list") {
+        p.only({"limit"});
+        return ListDeadLettersCall{p.integer("limit", 1, 100000).value_or(100)};
+    }
     if (m == "verify") {
         p.only({"repair"});
         return VerifyCall{p.boolean("repair").value_or(false)};

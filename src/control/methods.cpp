@@ -100,6 +100,12 @@ void ControlServer::Impl::run(const rpc::ResolveConflictCall& c, const Caller& c
               });
 }
 
+void ControlServer::Impl::run(const rpc::ListDeadLettersCall& c, const Caller& caller) {
+    on_worker(caller.session, caller.request, [c](SyncEngine& engine, Replica&, const auto&) {
+        return engine.list_dead_letters(c.limit);
+    });
+}
+
 void ControlServer::Impl::run(const rpc::VerifyCall& c, const Caller& caller) {
     on_worker(caller.session, caller.request,
               [c, &worker = worker](SyncEngine& engine, Replica&,

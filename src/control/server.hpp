@@ -57,6 +57,7 @@ struct ControlServer::Impl : std::enable_shared_from_this<ControlServer::Impl> {
     void run(const rpc::ItemCall& call, const Caller& caller);
     void run(const rpc::ListConflictsCall& call, const Caller& caller);
     void run(const rpc::ResolveConflictCall& call, const Caller& caller);
+    void run(const rpc::ListDeadLettersCall& call, const Caller& caller);
     void run(const rpc::VerifyCall& call, const Caller& caller);
     void run(const rpc::SubscribeCall&, const Caller& caller);
 

@@ -1,10 +1,12 @@
 // Conflicts recorded upstream: listing them with local context, resolving
-// them through lestash.resolve_conflict (migrations/postgres/004). Used by
-// the control API.
+// them through lestash.resolve_conflict (migrations/postgres/004); and the
+// changes refused for good, this replica's and the phones'. Used by the
+// control API.
 #include <nlohmann/json.hpp>
 
 #include "lestash_sync/common/text.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
+#include "lestash_sync/replica/dead_letters.hpp"
 
 namespace lestash {
 
@@ -64,6 +66,40 @@ json SyncEngine::list_conflicts(bool include_resolved, std::int64_t limit) {
         out.push_back(std::move(c));
     }
     return {{"conflicts", std::move(out)}};
+}
+
+json SyncEngine::list_dead_letters(std::int64_t limit) {
+    const auto rows = upstream_.transact<pqxx::read_transaction>(
+        "listing the phones' dead letters at " + upstream_.target(),
+        [&](pqxx::read_transaction& tx) {
+            if (tx.exec1("SELECT to_regclass('lestash.phone_dead_letters') IS NULL")[0].as<bool>())
+                return pqxx::result();
+            return tx.exec_params(
+                "SELECT d.id, d.device::text, r.name, d.client_tx, d.failed_op, d.error, "
+                "d.sqlstate, "
+                "d.detail, to_char(d.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                "d.ops::text "
+                "FROM (SELECT * FROM lestash.phone_dead_letters WHERE resolved_at IS NULL "
+                "ORDER BY id DESC LIMIT $1) d LEFT JOIN lestash.replicas r ON r.id = d.device "
+                "ORDER BY d.id",
+                limit);
+        });
+    auto text_or_null = [](const pqxx::field& f) {
+        return f.is_null() ? json(nullptr) : json(f.c_str());
+    };
+    json phones = json::array();
+    for (const auto& r : rows)
+        phones.push_back({{"id", r[0].as<std::int64_t>()},
+                          {"device", r[1].c_str()},
+                          {"replica", text_or_null(r[2])},
+                          {"transaction_id", r[3].as<std::int64_t>()},
+                          {"failed_op", r[4].is_null() ? json(nullptr) : json(r[4].as<int>())},
+                          {"error", r[5].c_str()},
+                          {"sqlstate", r[6].c_str()},
+                          {"detail", text_or_null(r[7])},
+                          {"at", r[8].c_str()},
+                          {"ops", json::parse(r[9].c_str())}});
+    return {{"local", DeadLetters(replica_.db()).list(limit)}, {"phones", std::move(phones)}};
 }
 
 json SyncEngine::resolve_conflict(std::int64_t id, bool keep_loser) {

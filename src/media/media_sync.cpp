@@ -79,7 +79,7 @@ struct MediaSync::State {
     bool follow_schema() {
         const auto& tables = replica.tables();
         if (std::none_of(tables.begin(), tables.end(),
-                         [](const TableSpec& t) { return t.name == "item_media"; }))
+                         [](const TableSpec* t) { return t->name == "item_media"; }))
             return false;
         const auto version = replica.db().query_int("PRAGMA schema_version");
         if (version == schema_version_seen)

@@ -203,7 +203,7 @@ TEST_CASE("media files arrive byte-identical at the same path, stored once upstr
 }
 
 TEST_CASE(
-    "a file missing at its origin is reported and retried; the other replica keeps the "
+    "a file missing at its origin is reported and retried, the other replica keeps the "
     "row and gets the file once it appears",
     "[media]") {
     UpstreamDatabase up = fresh_upstream();
@@ -308,7 +308,7 @@ TEST_CASE("a file already at the path is never overwritten, and not removed with
     CHECK(fs::exists(p.b.file(other)));
 }
 
-TEST_CASE("files over the size limit stay here and are counted; bad paths are never touched",
+TEST_CASE("files over the size limit stay here and are counted, bad paths are never touched",
           "[media]") {
     UpstreamDatabase up = fresh_upstream();
     TempDir dir;

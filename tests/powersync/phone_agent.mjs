@@ -6,6 +6,13 @@
 //
 //   node phone_agent.mjs --socket PATH --db-dir DIR --schema SCHEMA.json
 //                        --endpoint URL --token JWT --api-token TOKEN [--service-root DIR]
+//                        [--upload-url URL --token-url URL]
+//
+// With --upload-url the phone writes: its connector is the one docs/mobile.md
+// gives in Dart, written in JavaScript: fetchCredentials asks lestash-endpoint
+// (--token-url) for a token with the device credential that `pair` got, and
+// uploadData POSTs each CRUD transaction to --upload-url and acts on the
+// answer by the table of docs/mobile.md. Tables track the previous _rev.
 //
 // SCHEMA.json is `scripts/powersync-dart-schema --json`: the phone's tables
 // and column types, generated like the Dart schema a Flutter app uses.
@@ -19,6 +26,12 @@
 //                                     derives from the live source schema
 //   check_id_vectors {path}           the id rule of docs/mobile.md, written as a
 //                                     phone would, against config/powersync/id-vectors.json
+//   pair {code}                       exchange a pairing code for the device credential
+//   offline {} / online {}            disconnect / connect again (uploads resume)
+//   write {statements: [[sql, params], ...]}  one local write transaction
+//   wait_uploaded {timeout_ms}        until the upload queue is empty
+//   uploads {}                        every answer the endpoint gave uploadData
+//   query {sql, params}               rows of a local query
 //   close {}                          disconnect, close the database, exit
 import { createHash } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
@@ -34,7 +47,9 @@ const { values: args } = parseArgs({
     endpoint: { type: 'string' },
     token: { type: 'string' },
     'api-token': { type: 'string' },
-    'service-root': { type: 'string' }
+    'service-root': { type: 'string' },
+    'upload-url': { type: 'string' },
+    'token-url': { type: 'string' }
   }
 });
 for (const required of ['socket', 'db-dir', 'schema', 'endpoint', 'token', 'api-token'])
@@ -45,7 +60,11 @@ const schema = new Schema(
   Object.fromEntries(
     Object.entries(generated.tables).map(([name, columns]) => [
       name,
-      new Table(Object.fromEntries(Object.entries(columns).map(([c, type]) => [c, column[type]])))
+      new Table(
+        Object.fromEntries(Object.entries(columns).map(([c, type]) => [c, column[type]])),
+        // The _rev the phone saw goes up with each PATCH and DELETE: the endpoint's conflict base.
+        args['upload-url'] ? { trackPrevious: { columns: ['_rev'] } } : {}
+      )
     ])
   )
 );
@@ -58,10 +77,55 @@ const db = new PowerSyncDatabase({
   database: { dbFilename: dbFile, dbLocation: args['db-dir'], implementation: { type: 'better-sqlite3' } }
 });
 
-// Part 1 is read-only: the phone writes nothing, so there is nothing to upload.
+// The device credential from `pair`; without one the phone reads with --token.
+let credential = null;
+const uploads = [];
+const rejected = [];
+
+// {status, body}: the answer's JSON, or its text when it is not JSON.
+async function request(method, url, token, body) {
+  const res = await fetch(url, {
+    method,
+    headers: { ...(token ? { Authorization: `Bearer ${token}` } : {}), 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body)
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: res.status, body: json ?? text };
+}
+
+let cachedToken = null;
 const connector = {
-  fetchCredentials: async () => ({ endpoint: args.endpoint, token: args.token }),
-  uploadData: async () => {}
+  async fetchCredentials() {
+    if (!credential) return { endpoint: args.endpoint, token: args.token };
+    const { status, body } = await request('POST', `${args['token-url']}/api/token`, credential, {});
+    if (status !== 200) throw new Error(`token endpoint: ${status} ${JSON.stringify(body)}`);
+    cachedToken = body.token;
+    return { endpoint: args.endpoint, token: body.token };
+  },
+  // docs/mobile.md, "The connector's rule".
+  async uploadData(database) {
+    const tx = await database.getNextCrudTransaction();
+    if (!tx) return;
+    if (!cachedToken) await connector.fetchCredentials();
+    const crud = { transaction_id: tx.transactionId, crud: tx.crud.map((op) => op.toJSON()) };
+    const { status, body } = await request('POST', `${args['upload-url']}/api/upload`, cachedToken, crud);
+    uploads.push({ status, body, transaction_id: tx.transactionId });
+    if (status === 200) return tx.complete(); // applied, or kept as a dead letter upstream
+    if (status === 401) {
+      cachedToken = null; // a fresh token on the next attempt
+      throw new Error(`upload refused (401): ${JSON.stringify(body)}`);
+    }
+    if (status >= 400 && status < 500) {
+      // The request itself is wrong: keep it on the phone where the owner can see it, move on.
+      rejected.push({ status, body, request: crud });
+      return tx.complete();
+    }
+    throw new Error(`upload failed (${status}): ${JSON.stringify(body)}`); // the SDK retries
+  }
 };
 
 // Waiters re-check their query whenever the client has applied a change.
@@ -81,6 +145,7 @@ async function firstValue(sql, params) {
 }
 
 let connected = false;
+const connectOptions = { retryDelayMs: 300, crudUploadThrottleMs: 20 };
 
 const handlers = {
   async connect() {
@@ -89,9 +154,52 @@ const handlers = {
     connected = true;
     await db.init();
     db.onChange({ onChange: notifyChange }, { tables: tableNames, throttleMs: 0 });
-    await db.connect(connector, { retryDelayMs: 500 });
+    await db.connect(connector, connectOptions);
     await db.waitForFirstSync();
     return { ms: performance.now() - t0 };
+  },
+
+  async pair({ code }) {
+    const { status, body } = await request('POST', `${args['token-url']}/api/pair`, null, { code });
+    if (status !== 200) throw new Error(`pairing refused: ${status} ${JSON.stringify(body)}`);
+    credential = body.credential;
+    cachedToken = null;
+    return { device_id: body.device_id };
+  },
+
+  async offline() {
+    await db.disconnect();
+    return {};
+  },
+
+  async online() {
+    await db.connect(connector, connectOptions);
+    return {};
+  },
+
+  async write({ statements }) {
+    await db.writeTransaction(async (tx) => {
+      for (const [sql, params] of statements) await tx.execute(sql, params ?? []);
+    });
+    return {};
+  },
+
+  async wait_uploaded({ timeout_ms }) {
+    const t0 = performance.now();
+    while ((await db.getUploadQueueStats()).count > 0) {
+      if (performance.now() - t0 > (timeout_ms ?? 30000))
+        throw new Error(`uploads still queued after ${timeout_ms} ms: ${JSON.stringify(uploads.slice(-3))}`);
+      await sleep(25);
+    }
+    return { ms: performance.now() - t0 };
+  },
+
+  async uploads() {
+    return { uploads, rejected };
+  },
+
+  async query({ sql, params }) {
+    return { rows: await db.getAll(sql, params ?? []) };
   },
 
   async dump({ tables }) {
@@ -126,17 +234,7 @@ const handlers = {
   },
 
   async http({ method, path, body }) {
-    const res = await fetch(args.endpoint + path, {
-      method: method ?? 'POST',
-      headers: { Authorization: `Bearer ${args['api-token']}`, 'Content-Type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body)
-    });
-    const text = await res.text();
-    let json = null;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { status: res.status, body: json ?? text };
+    return request(method ?? 'POST', args.endpoint + path, args['api-token'], body);
   },
 
   async service_dart_schema({ sync_config }) {

@@ -15,7 +15,9 @@
 
 #include "app_writer.hpp"
 #include "daemon_process.hpp"
+#include "fault_proxy.hpp"
 #include "lestash_sync/common/sqlite.hpp"
+#include "lestash_sync/common/uuid.hpp"
 #include "powersync_rig.hpp"
 #include "sync_fixture.hpp"
 #include "temp_dir.hpp"
@@ -75,6 +77,8 @@ struct Rig {
     std::string a_db = dir.file("a/lestash.db"), b_db = dir.file("b/lestash.db");
     std::unique_ptr<DaemonProcess> a, b;
     std::unique_ptr<PowerSyncService> service;
+    std::unique_ptr<EndpointProcess> endpoint;
+    std::unique_ptr<FaultProxy> proxy;  // between the phone's uploads and the endpoint
     std::unique_ptr<Phone> phone;
     std::vector<SyncedTable> synced = read_sync_config(project_sync_config());
 
@@ -86,9 +90,55 @@ struct Rig {
         b = start_desktop("b", b_db);
         REQUIRE(eventually([&] { return outbox_depth(b_db) == 0 && b_has_what_postgres_has(); }));
         service->wait_ready();
-        phone = std::make_unique<Phone>(tools(), *service, upstream.admin_conninfo,
-                                        dir.path() / "phone");
+        endpoint = std::make_unique<EndpointProcess>(postgres, upstream.name, service->jwt_key(),
+                                                     service->endpoint(), dir.path());
+        proxy = std::make_unique<FaultProxy>("127.0.0.1", endpoint->port(), 16);
+        phone = std::make_unique<Phone>(
+            tools(), *service, upstream.admin_conninfo, dir.path() / "phone",
+            PhoneUploads{"http://127.0.0.1:" + std::to_string(proxy->port()), endpoint->url()});
+        phone_device =
+            phone
+                ->call({{"op", "pair"}, {"code", endpoint->pairing_code("e2e phone")}})["device_id"]
+                .get<std::string>();
     }
+
+    std::string phone_device;
+
+    pqxx::result pg(const std::string& sql) {
+        pqxx::connection c(upstream.admin_conninfo);
+        pqxx::nontransaction q(c);
+        return q.exec(sql);
+    }
+    std::int64_t pg_count(const std::string& sql) { return pg(sql)[0][0].as<std::int64_t>(); }
+
+    // Every local write pushed and every remote one applied, on both desktops.
+    void desktops_caught_up() {
+        INFO("a:\n" << a->log().substr(a->log().size() > 4000 ? a->log().size() - 4000 : 0));
+        const bool caught_up = eventually([&] {
+            return outbox_depth(a_db) == 0 && outbox_depth(b_db) == 0 &&
+                   b_has_what_postgres_has() && has_what_postgres_has(a_db);
+        });
+        INFO("outboxes a " << outbox_depth(a_db) << ", b " << outbox_depth(b_db)
+                           << "; rows differing from Postgres: a " << rows_differing(a_db) << "; b "
+                           << rows_differing(b_db));
+        REQUIRE(caught_up);
+    }
+
+    // "table: local N, Postgres M" for each synced table whose counts differ.
+    std::string rows_differing(const std::string& db) {
+        sqlite::Connection local(db, SQLITE_OPEN_READONLY);
+        std::string out;
+        for (const auto& t : synced) {
+            const auto here = local.query_int("SELECT count(*) FROM " + t.table);
+            const auto there = pg_count("SELECT count(*) FROM lestash." + t.table);
+            if (here != there)
+                out += t.table + ": local " + std::to_string(here) + ", Postgres " +
+                       std::to_string(there) + " ";
+        }
+        return out;
+    }
+
+    bool has_what_postgres_has(const std::string& db) { return rows_differing(db).empty(); }
 
     std::unique_ptr<DaemonProcess> start_desktop(const std::string& name, const std::string& db) {
         std::filesystem::create_directories(std::filesystem::path(db).parent_path());
@@ -162,16 +212,7 @@ struct Rig {
         REQUIRE(eventually([&] { return outbox_depth(db) == 0; }));
     }
 
-    bool b_has_what_postgres_has() {
-        sqlite::Connection local(b_db, SQLITE_OPEN_READONLY);
-        pqxx::connection pg(upstream.admin_conninfo);
-        pqxx::nontransaction q(pg);
-        for (const auto& t : synced)
-            if (local.query_int("SELECT count(*) FROM " + t.table) !=
-                q.exec1("SELECT count(*) FROM lestash." + t.table)[0].as<std::int64_t>())
-                return false;
-        return true;
-    }
+    bool b_has_what_postgres_has() { return has_what_postgres_has(b_db); }
 
     json upstream_rows() { return postgres_as_the_phone_sees_it(upstream.admin_conninfo, synced); }
 
@@ -357,6 +398,292 @@ TEST_CASE("the id rule written as a phone would reproduces every test vector") {
     INFO(result["problems"].dump(2));
     CHECK(result["problems"].empty());
     CHECK(result["checked"] >= 20);
+}
+
+// ---- The phone writes (issue 16): through lestash-endpoint ----
+
+std::string fresh_uuid() {
+    return random_uuid();
+}
+
+std::int64_t local_count(const std::string& db, const std::string& sql,
+                         const std::string& param = "") {
+    sqlite::Connection c(db, SQLITE_OPEN_READONLY);
+    sqlite::Statement st(c, sql);
+    if (!param.empty())
+        st.bind(1, param);
+    REQUIRE(st.step());
+    return st.integer(0);
+}
+
+json uploads_of(Rig& r) {
+    return r.phone->call({{"op", "uploads"}});
+}
+
+TEST_CASE(
+    "an offline item with three new tags and an edit lands whole on Postgres and both "
+    "desktops") {
+    auto& r = rig();
+    INFO("endpoint log:\n" << r.endpoint->log() << "\nphone log:\n" << r.phone->log());
+    r.phone->connect();
+    r.phone->call({{"op", "offline"}});
+    const std::string item = fresh_uuid(), source_id = "phone-offline-note";
+    json statements =
+        json::array({json::array({"INSERT INTO items (id, source_type, source_id, title, content, "
+                                  "is_own_content) VALUES (?, 'manual', ?, 'On the train', "
+                                  "'first draft about zeppelins', 1)",
+                                  {item, source_id}})});
+    for (const std::string tag : {"phone-travel", "phone-ideas", "phone-draft"}) {
+        const std::string tag_id = fresh_uuid();
+        statements.push_back(
+            json::array({"INSERT INTO tags (id, name) VALUES (?, ?)", {tag_id, tag}}));
+        statements.push_back(
+            json::array({"INSERT INTO item_tags (id, item_id, tag_id) VALUES "
+                         "(?, ?, ?)",
+                         {fresh_uuid(), item, tag_id}}));
+    }
+    statements.push_back(json::array({"UPDATE items SET content = ? WHERE id = ?",
+                                      {"second draft about zeppelins and airships", item}}));
+    r.phone->call({{"op", "write"}, {"statements", statements}});
+    r.phone->call({{"op", "online"}});
+    r.phone->call({{"op", "wait_uploaded"}, {"timeout_ms", 60000}});
+
+    const json answer = uploads_of(r)["uploads"].back();
+    INFO("the endpoint's answer: " << answer.dump());
+    REQUIRE(answer["status"] == 200);
+    CHECK(answer["body"]["applied"] == 8);
+    // The item and the tags got their name-based ids; the links, theirs.
+    CHECK(answer["body"]["replaced_ids"].size() == 7);
+    const std::string canonical =
+        r.pg("SELECT id FROM lestash.items WHERE source_id = '" + source_id + "'")[0][0].c_str();
+    CHECK(canonical != item);
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.item_tags it JOIN lestash.tags t ON t.id = "
+                     "it.tag_id WHERE it.item_id = '" +
+                     canonical + "' AND t.name LIKE 'phone-%'") == 3);
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.items WHERE id = '" + canonical +
+                     "' AND _origin = '" + r.phone_device + "'") == 1);
+    // One history row, as the app's trigger writes for an edit on a desktop.
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.item_history WHERE item_id = '" + canonical +
+                     "' AND content_old = 'first draft about zeppelins' AND change_reason = "
+                     "'phone-edit'") == 1);
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.item_history WHERE item_id = '" + canonical +
+                     "'") == 1);
+
+    r.desktops_caught_up();
+    for (const auto& db : {r.a_db, r.b_db}) {
+        INFO("desktop " << db);
+        CHECK(local_count(db,
+                          "SELECT count(*) FROM items WHERE source_id = ? AND content = "
+                          "'second draft about zeppelins and airships' AND "
+                          "is_own_content = 1",
+                          source_id) == 1);
+        CHECK(local_count(db,
+                          "SELECT count(*) FROM item_tags it JOIN items i ON i.id = "
+                          "it.item_id JOIN tags t ON t.id = it.tag_id WHERE i.source_id = ? "
+                          "AND t.name LIKE 'phone-%'",
+                          source_id) == 3);
+        CHECK(local_count(db,
+                          "SELECT count(*) FROM items_fts f JOIN items i ON i.id = f.rowid "
+                          "WHERE items_fts MATCH 'airships' AND i.source_id = ?",
+                          source_id) == 1);
+        CHECK(local_count(db,
+                          "SELECT count(*) FROM item_history h JOIN items i ON i.id = "
+                          "h.item_id WHERE i.source_id = ?",
+                          source_id) == 1);
+        CHECK(local_count(db,
+                          "SELECT count(*) FROM item_history h JOIN items i ON i.id = "
+                          "h.item_id WHERE i.source_id = ? AND h.content_old = 'first draft "
+                          "about zeppelins' AND h.change_reason = 'phone-edit'",
+                          source_id) == 1);
+        sqlite::Connection c(db, SQLITE_OPEN_READWRITE);
+        CHECK_NOTHROW(c.exec("INSERT INTO items_fts(items_fts) VALUES ('integrity-check')"));
+    }
+    // The phone swapped its own rows for the canonical ones.
+    CHECK_NOTHROW(r.phone->wait_until(
+        "SELECT count(*) = 1 FROM items WHERE id = ? AND source_id = ?", {canonical, source_id}));
+    CHECK_NOTHROW(
+        r.phone->wait_until("SELECT count(*) = 3 FROM item_tags WHERE item_id = ?", {canonical}));
+    CHECK(r.converge() == "");
+}
+
+TEST_CASE(
+    "a cut answer to a committed upload is retried and applied once, with no false "
+    "conflict and no second history row") {
+    auto& r = rig();
+    INFO("endpoint log:\n" << r.endpoint->log() << "\nphone log:\n" << r.phone->log());
+    r.phone->connect();
+    const std::string item = fresh_uuid();  // no source_id: the phone's random id stays
+    r.phone->call({{"op", "write"},
+                   {"statements", json::array({json::array({"INSERT INTO items (id, source_type, "
+                                                            "content) VALUES (?, 'manual', "
+                                                            "'cut once')",
+                                                            {item}})})}});
+    r.phone->call({{"op", "wait_uploaded"}, {"timeout_ms", 60000}});
+    REQUIRE_NOTHROW(r.phone->wait_until("SELECT _rev IS NOT NULL FROM items WHERE id = ?", {item}));
+    const auto cuts_before = r.proxy->stats().cuts;
+    const auto conflicts_before = r.pg_count("SELECT count(*) FROM lestash.conflicts");
+    const auto uploads_before = uploads_of(r)["uploads"].size();
+
+    r.proxy->cut_responses(1);
+    r.phone->call(
+        {{"op", "write"},
+         {"statements",
+          json::array({json::array({"UPDATE items SET content = 'cut twice', title = 'edited' "
+                                    "WHERE id = ?",
+                                    {item}})})}});
+    r.phone->call({{"op", "wait_uploaded"}, {"timeout_ms", 60000}});
+    CHECK(r.proxy->stats().cuts == cuts_before + 1);
+    const json uploads = uploads_of(r)["uploads"];
+    INFO("uploads: " << uploads.dump());
+    // The cut attempt threw (no answer), the retry was told it was applied already.
+    REQUIRE(uploads.size() == uploads_before + 1);
+    CHECK(uploads.back()["body"]["already_applied"] == true);
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.phone_transactions WHERE device = '" +
+                     r.phone_device +
+                     "' AND client_tx = " + uploads.back()["transaction_id"].dump()) == 1);
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.conflicts") == conflicts_before);
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.item_history WHERE item_id = '" + item + "'") ==
+          1);
+    r.desktops_caught_up();
+    for (const auto& db : {r.a_db, r.b_db})
+        CHECK(local_count(db,
+                          "SELECT count(*) FROM item_history h JOIN items i ON i.id = "
+                          "h.item_id WHERE i.content = 'cut twice' AND h.content_old = "
+                          "'cut once'") == 1);
+}
+
+TEST_CASE("a poison op in transaction 2 of 5 is a dead letter and 3 to 5 arrive") {
+    auto& r = rig();
+    INFO("endpoint log:\n" << r.endpoint->log() << "\nphone log:\n" << r.phone->log());
+    r.phone->connect();
+    r.phone->call({{"op", "offline"}});
+    for (int i = 1; i <= 5; ++i) {
+        // Transaction 2 is an item without content: Le Stash's items.content is NOT NULL.
+        const std::string sql = i == 2 ? "INSERT INTO items (id, source_type, source_id) VALUES "
+                                         "(?, 'manual', 'poison')"
+                                       : "INSERT INTO items (id, source_type, source_id, content) "
+                                         "VALUES (?, 'manual', 'batch-' || ?, 'fine')";
+        r.phone->call({{"op", "write"},
+                       {"statements",
+                        json::array({json::array(
+                            {sql, i == 2 ? json::array({fresh_uuid()})
+                                         : json::array({fresh_uuid(), std::to_string(i)})})})}});
+    }
+    r.phone->call({{"op", "online"}});
+    r.phone->call({{"op", "wait_uploaded"}, {"timeout_ms", 60000}});
+    for (const auto* id : {"batch-1", "batch-3", "batch-4", "batch-5"})
+        CHECK(r.pg_count(std::string("SELECT count(*) FROM lestash.items WHERE source_id = '") +
+                         id + "'") == 1);
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.items WHERE source_id = 'poison'") == 0);
+    const auto dead = r.pg(
+        "SELECT error, sqlstate, ops::text FROM lestash.phone_dead_letters "
+        "WHERE device = '" +
+        r.phone_device + "' AND ops::text LIKE '%poison%'");
+    REQUIRE(dead.size() == 1);
+    CHECK(std::string(dead[0][0].c_str()).find("items_content_not_null") != std::string::npos);
+    CHECK(std::string(dead[0][1].c_str()) == "23514");
+    // The owner sees it beside the desktops' own, with its reason.
+    r.desktops_caught_up();
+    const auto shown = run_command(std::string(LESTASH_CLI_PATH) + " --socket " +
+                                   r.dir.file("a.sock") + " dead-letters");
+    INFO(shown.output);
+    CHECK(shown.status == 0);
+    CHECK(shown.output.find("items_content_not_null") != std::string::npos);
+    CHECK(shown.output.find("e2e phone") != std::string::npos);
+    for (const auto* id : {"batch-1", "batch-3", "batch-5"})
+        CHECK(local_count(r.b_db, "SELECT count(*) FROM items WHERE source_id = ?", id) == 1);
+}
+
+TEST_CASE(
+    "phone and desktop editing one column make one conflict; different columns both "
+    "survive everywhere") {
+    auto& r = rig();
+    INFO("endpoint log:\n" << r.endpoint->log() << "\nphone log:\n" << r.phone->log());
+    r.phone->connect();
+    AppWriter a(r.a_db), b(r.b_db);
+    ItemFields shared;
+    shared.source_id = "edited-on-both";
+    shared.title = "original title";
+    shared.content = "original content";
+    a.upsert_item(shared);
+    r.wait_pushed(r.a_db);
+    const std::string id =
+        r.pg("SELECT id FROM lestash.items WHERE source_id = 'edited-on-both'")[0][0].c_str();
+    REQUIRE_NOTHROW(r.phone->wait_until("SELECT count(*) = 1 FROM items WHERE id = ?", {id}));
+    r.desktops_caught_up();
+
+    r.phone->call({{"op", "offline"}});
+    r.phone->call(
+        {{"op", "write"},
+         {"statements",
+          json::array({json::array({"UPDATE items SET title = 'title from the phone', author "
+                                    "= 'phone author' WHERE id = ?",
+                                    {id}})})}});
+    {
+        const auto local = local_id(a, "note", "edited-on-both");
+        sqlite::Statement st(a.db(),
+                             "UPDATE items SET title = 'title from desktop A' WHERE id = ?");
+        st.bind_all(local).run();
+        sqlite::Statement url(b.db(), "UPDATE items SET url = 'https://b.example' WHERE id = ?");
+        url.bind_all(local_id(b, "note", "edited-on-both")).run();
+    }
+    r.wait_pushed(r.a_db);
+    r.wait_pushed(r.b_db);
+    REQUIRE(eventually([&] {
+        return r.pg_count("SELECT count(*) FROM lestash.items WHERE id = '" + id +
+                          "' AND title = 'title from desktop A' AND url = "
+                          "'https://b.example'") == 1;
+    }));
+    r.phone->call({{"op", "online"}});
+    r.phone->call({{"op", "wait_uploaded"}, {"timeout_ms", 60000}});
+
+    const auto conflicts = r.pg(
+        "SELECT column_name, winner_value::text, loser_value::text, "
+        "winner_origin::text FROM lestash.conflicts WHERE row_id = '" +
+        id + "'");
+    REQUIRE(conflicts.size() == 1);
+    CHECK(std::string(conflicts[0][0].c_str()) == "title");
+    CHECK(std::string(conflicts[0][1].c_str()) == "\"title from the phone\"");
+    CHECK(std::string(conflicts[0][2].c_str()) == "\"title from desktop A\"");
+    CHECK(std::string(conflicts[0][3].c_str()) == r.phone_device);
+    r.desktops_caught_up();
+    for (const auto& db : {r.a_db, r.b_db})
+        CHECK(local_count(db,
+                          "SELECT count(*) FROM items WHERE source_id = ? AND title = 'title "
+                          "from the phone' AND author = 'phone author' AND url = "
+                          "'https://b.example'",
+                          "edited-on-both") == 1);
+    CHECK_NOTHROW(
+        r.phone->wait_until("SELECT title = 'title from the phone' AND author = 'phone "
+                            "author' AND url = 'https://b.example' FROM items WHERE id "
+                            "= ?",
+                            {id}));
+    // Shown by lestash-sync, naming the phone as the winner.
+    const auto shown = run_command(std::string(LESTASH_CLI_PATH) + " --socket " +
+                                   r.dir.file("b.sock") + " conflicts");
+    INFO(shown.output);
+    CHECK(shown.output.find("phone: e2e phone") != std::string::npos);
+}
+
+TEST_CASE("a revoked phone is refused at once and writes nothing") {
+    auto& r = rig();
+    INFO("endpoint log:\n" << r.endpoint->log() << "\nphone log:\n" << r.phone->log());
+    r.phone->connect();
+    const auto revoked = run_command(std::string(LESTASH_ENDPOINT_PATH) + " --config " +
+                                     r.endpoint->config_path() + " devices revoke 'e2e phone'");
+    INFO(revoked.output);
+    REQUIRE(revoked.status == 0);
+    const std::string item = fresh_uuid();
+    r.phone->call({{"op", "write"},
+                   {"statements", json::array({json::array({"INSERT INTO items (id, source_type, "
+                                                            "content) VALUES (?, 'manual', "
+                                                            "'after revoking')",
+                                                            {item}})})}});
+    REQUIRE(eventually([&] {
+        const auto u = uploads_of(r)["uploads"];
+        return !u.empty() && u.back()["status"] == 401;
+    }));
+    CHECK(r.pg_count("SELECT count(*) FROM lestash.items WHERE content = 'after revoking'") == 0);
 }
 
 }  // namespace

@@ -13,6 +13,8 @@ cmake --install "$build" --prefix "$prefix" >/dev/null
 
 fail() { echo "FAIL: $*"; exit 1; }
 for f in bin/lestash-syncd lib/systemd/user/lestash-syncd.service \
+         bin/lestash-endpoint lib/systemd/system/lestash-endpoint.service \
+         share/doc/lestash-sync/endpoint.toml.example \
          share/doc/lestash-sync/sync.toml.example share/doc/lestash-sync/README.md \
          share/lestash-sync/migrations/postgres/001_tables.sql \
          share/man/man8/lestash-syncd.8.gz share/man/man1/lestash-sync.1.gz \
@@ -30,6 +32,10 @@ fi
 grep -qx "ExecStart=$prefix/bin/lestash-syncd" "$prefix/lib/systemd/user/lestash-syncd.service" ||
   fail "the unit does not start the installed daemon"
 "$src/tests/scripts/verify_unit.sh" "$prefix/lib/systemd/user/lestash-syncd.service"
+grep -qx "ExecStart=$prefix/bin/lestash-endpoint --config /etc/lestash/endpoint.toml serve" \
+  "$prefix/lib/systemd/system/lestash-endpoint.service" ||
+  fail "the endpoint's unit does not start the installed endpoint"
+"$prefix/bin/lestash-endpoint" --version | grep -q "lestash-endpoint" || fail "lestash-endpoint --version"
 
 # The installed daemon runs: help, and a capture-only attach to a new database.
 "$prefix/bin/lestash-syncd" --help | grep -q -- "--postgres" || fail "lestash-syncd --help"

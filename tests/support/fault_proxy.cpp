@@ -316,6 +316,7 @@ struct FaultProxy::Impl {
     };
     std::deque<PendingCut> cuts_for_new;  // for the next new connections
     int commits_to_cut = 0;
+    int responses_to_cut = 0;
     Clock::time_point stall_until{};
     std::chrono::milliseconds random_period{0};
     Clock::time_point next_random_fault = Clock::time_point::max();
@@ -444,6 +445,11 @@ void FaultProxy::cut_at_random_offset(std::uint64_t max_bytes, int connections) 
 void FaultProxy::cut_after_commits(int commits) {
     std::lock_guard<std::mutex> lock(impl_->mutex);
     impl_->commits_to_cut = commits;
+}
+
+void FaultProxy::cut_responses(int responses) {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->responses_to_cut = responses;
 }
 
 void FaultProxy::stall(std::chrono::milliseconds duration) {
@@ -648,6 +654,12 @@ void FaultProxy::Impl::read_from(Connection& c, Dir d) {
         const std::size_t room = std::min(sizeof chunk, kBufferCap - c.pending[d].size());
         const ssize_t n = ::recv(c.source(d), chunk, room, 0);
         if (n > 0) {
+            if (d == kDown && responses_to_cut > 0 && c.pending[kDown].empty() &&
+                c.pending[kUp].empty()) {
+                --responses_to_cut;  // a new answer: it never reaches the client
+                c.cut_after = 0;
+                return;
+            }
             c.pending[d].append(chunk, static_cast<std::size_t>(n));
             c.wire.read(d, chunk, static_cast<std::size_t>(n));
         } else if (n == 0) {

@@ -51,6 +51,11 @@ class FaultProxy {
     // client: the commit happened, the client cannot know. Random cuts land
     // there rarely on loopback, where a COMMIT takes well under a millisecond.
     void cut_after_commits(int commits);
+    // The next `responses` times the server starts answering on a
+    // connection (its first bytes after the client's last), the connection
+    // is cut before those bytes reach the client: the request was served,
+    // the client cannot know. For HTTP between a phone and its endpoint.
+    void cut_responses(int responses);
     // Forwarding stops for `duration` (bytes held, not lost), then resumes.
     // A new stall replaces the one in effect: stall(0ms) ends it now.
     void stall(std::chrono::milliseconds duration);

@@ -2,6 +2,7 @@
 #include "powersync_rig.hpp"
 
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -117,7 +118,8 @@ std::vector<std::string> service_env(const LocalPostgres& server, const PowerSyn
 // beside the client's node_modules (node finds packages from the script's
 // own directory); the agent's command line.
 std::vector<std::string> phone_argv(const PowerSyncTools& tools, const PowerSyncService& service,
-                                    const std::string& admin_conninfo, const fs::path& dir) {
+                                    const std::string& admin_conninfo, const fs::path& dir,
+                                    const std::optional<PhoneUploads>& uploads) {
     tools.require();
     fs::create_directories(dir);
     const std::string schema = (dir / "schema.json").string();
@@ -126,14 +128,18 @@ std::vector<std::string> phone_argv(const PowerSyncTools& tools, const PowerSync
     const std::string agent = tools.client_dir() + "/phone_agent.mjs";
     fs::copy_file(source_path("tests/powersync/phone_agent.mjs"), agent,
                   fs::copy_options::overwrite_existing);
-    return {tools.node(),     agent,
-            "--socket",       (dir / "agent.sock").string(),
-            "--db-dir",       dir.string(),
-            "--schema",       schema,
-            "--endpoint",     service.endpoint(),
-            "--token",        service.client_token(),
-            "--api-token",    service.api_token(),
-            "--service-root", tools.service_root()};
+    std::vector<std::string> argv = {tools.node(),     agent,
+                                     "--socket",       (dir / "agent.sock").string(),
+                                     "--db-dir",       dir.string(),
+                                     "--schema",       schema,
+                                     "--endpoint",     service.endpoint(),
+                                     "--token",        service.client_token(),
+                                     "--api-token",    service.api_token(),
+                                     "--service-root", tools.service_root()};
+    if (uploads)
+        argv.insert(argv.end(),
+                    {"--upload-url", uploads->upload_url, "--token-url", uploads->token_url});
+    return argv;
 }
 
 }  // namespace
@@ -228,12 +234,73 @@ std::string PowerSyncService::log() const {
     return read_text(log_path_);
 }
 
+// ---- The endpoint ----
+
+EndpointProcess::EndpointProcess(LocalPostgres& server, const std::string& database,
+                                 const std::string& hs256_key, const std::string& powersync_url,
+                                 const fs::path& dir, const std::string& extra)
+    : log_path_(dir / "endpoint.log"),
+      config_((dir / "endpoint.toml").string()),
+      port_(free_loopback_port()) {
+    server.exec(
+        "DO $$ BEGIN CREATE ROLE lestash_endpoint_test LOGIN PASSWORD 'endpoint-pw' IN ROLE "
+        "lestash_endpoint; EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+    fs::create_directories(dir);
+    std::ofstream(dir / "hs256.key") << hs256_key << "\n";
+    std::ofstream(config_) << "[endpoint]\nlisten = \"127.0.0.1\"\nport = " << port_
+                           << "\npublic_url = \"" << url() << "\"\npowersync_url = \""
+                           << powersync_url << "\"\n[postgres]\nconninfo = \""
+                           << server.conninfo_as("lestash_endpoint_test", "endpoint-pw", database)
+                           << "\"\n[tokens]\nhs256_key_file = \"" << (dir / "hs256.key").string()
+                           << "\"\n"
+                           << extra;
+    child_ = std::make_unique<ChildProcess>(
+        std::vector<std::string>{LESTASH_ENDPOINT_PATH, "--config", config_, "serve"},
+        log_path_.string());
+    const auto deadline = std::chrono::steady_clock::now() + 60s;
+    while (log().find("listening on") == std::string::npos) {
+        if (!child_->running() || std::chrono::steady_clock::now() > deadline)
+            throw std::runtime_error("lestash-endpoint did not start; its log:\n" + tail(log()));
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+std::string EndpointProcess::pairing_code(const std::string& name) const {
+    const std::string out = run_script(std::string(LESTASH_ENDPOINT_PATH) + " --config " +
+                                       shell_quote(config_) + " pair --name " + shell_quote(name));
+    std::smatch m;
+    if (!std::regex_search(out, m, std::regex(R"(code:\s+([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}))")))
+        throw std::runtime_error("lestash-endpoint pair printed no code:\n" + out);
+    return m[1].str();
+}
+
+std::string EndpointProcess::log() const {
+    return read_text(log_path_);
+}
+
+std::string http_post(const std::string& url, const std::string& body, const std::string& bearer) {
+    static const std::regex parts(R"(^http://([^/:]+):(\d+)(/.*)$)");
+    std::smatch m;
+    if (!std::regex_match(url, m, parts))
+        throw std::runtime_error("not an http://host:port/path URL: " + url);
+    httplib::Client client(m[1].str(), std::stoi(m[2].str()));
+    client.set_read_timeout(120, 0);
+    httplib::Headers headers;
+    if (!bearer.empty())
+        headers.emplace("Authorization", "Bearer " + bearer);
+    const auto res = client.Post(m[3].str().c_str(), headers, body, "application/json");
+    if (!res)
+        throw std::runtime_error("POST " + url + ": " + httplib::to_string(res.error()));
+    return res->body;
+}
+
 // ---- The phone ----
 
 Phone::Phone(const PowerSyncTools& tools, const PowerSyncService& service,
-             const std::string& admin_conninfo, const fs::path& dir)
+             const std::string& admin_conninfo, const fs::path& dir,
+             const std::optional<PhoneUploads>& uploads)
     : log_path_(dir / "phone.log"),
-      child_(phone_argv(tools, service, admin_conninfo, dir), log_path_.string()) {
+      child_(phone_argv(tools, service, admin_conninfo, dir, uploads), log_path_.string()) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     const std::string path = (dir / "agent.sock").string();

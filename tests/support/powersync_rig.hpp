@@ -11,7 +11,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,6 +72,8 @@ class PowerSyncService {
 
     std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(port_); }
     const std::string& api_token() const { return api_token_; }
+    // The HS256 key its client tokens are signed with (PS_JWT_HS256_KEY).
+    const std::string& jwt_key() const { return jwt_key_; }
     // A client token (scripts/powersync-token, one hour).
     std::string client_token() const;
     std::string log() const;
@@ -84,12 +88,51 @@ class PowerSyncService {
     ChildProcess child_;
 };
 
+// lestash-endpoint serving uploads for `database` on a free loopback port,
+// signing tokens with `hs256_key` (base64url), telling phones the PowerSync
+// service is at `powersync_url`; as a login role in the lestash_endpoint
+// group. `extra` is appended to the config file. Its log goes to
+// `dir`/endpoint.log.
+class EndpointProcess {
+  public:
+    EndpointProcess(LocalPostgres& server, const std::string& database,
+                    const std::string& hs256_key, const std::string& powersync_url,
+                    const std::filesystem::path& dir, const std::string& extra = "");
+    EndpointProcess(const EndpointProcess&) = delete;
+    EndpointProcess& operator=(const EndpointProcess&) = delete;
+
+    std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+    int port() const { return port_; }
+    // `lestash-endpoint pair --name NAME`: the one-time code it printed.
+    std::string pairing_code(const std::string& name) const;
+    const std::string& config_path() const { return config_; }
+    std::string log() const;
+
+  private:
+    std::filesystem::path log_path_;
+    std::string config_;
+    int port_;
+    std::unique_ptr<ChildProcess> child_;
+};
+
+// POST `body` (JSON) to `url` (http://host:port/path) with an optional bearer
+// token; the answer's body, whatever its status. Raises when no answer came.
+std::string http_post(const std::string& url, const std::string& body, const std::string& bearer);
+
+// Where a writing phone sends its uploads (through a proxy, say) and asks
+// for tokens and pairing.
+struct PhoneUploads {
+    std::string upload_url, token_url;
+};
+
 // A phone: its own SQLite file under `dir`, the schema that
-// scripts/powersync-dart-schema --json prints for `admin_conninfo`.
+// scripts/powersync-dart-schema --json prints for `admin_conninfo`. With
+// `uploads`, its connector writes through lestash-endpoint once paired.
 class Phone {
   public:
     Phone(const PowerSyncTools& tools, const PowerSyncService& service,
-          const std::string& admin_conninfo, const std::filesystem::path& dir);
+          const std::string& admin_conninfo, const std::filesystem::path& dir,
+          const std::optional<PhoneUploads>& uploads = std::nullopt);
     ~Phone();
     Phone(const Phone&) = delete;
     Phone& operator=(const Phone&) = delete;

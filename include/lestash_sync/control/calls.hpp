@@ -38,14 +38,17 @@ struct ResolveConflictCall {
     std::int64_t id = 0;
     bool keep_loser = false;
 };
+struct ListDeadLettersCall {
+    std::int64_t limit = 100;
+};
 struct VerifyCall {
     bool repair = false;
 };
 struct SubscribeCall {};
 
-using Call =
-    std::variant<HelloCall, StatusCall, MetricsCall, PauseCall, ResumeCall, SyncNowCall, SearchCall,
-                 ItemCall, ListConflictsCall, ResolveConflictCall, VerifyCall, SubscribeCall>;
+using Call = std::variant<HelloCall, StatusCall, MetricsCall, PauseCall, ResumeCall, SyncNowCall,
+                          SearchCall, ItemCall, ListConflictsCall, ResolveConflictCall,
+                          ListDeadLettersCall, VerifyCall, SubscribeCall>;
 
 // Raises Failure (method_not_found, invalid_params) with a message naming
 // the method or the param and what is expected.

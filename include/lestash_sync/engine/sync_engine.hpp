@@ -130,6 +130,10 @@ class SyncEngine {
     // Conflicts recorded upstream, oldest first, with the local id (and an
     // item's title) of each row; open ones only unless `include_resolved`.
     nlohmann::json list_conflicts(bool include_resolved, std::int64_t limit);
+    // Changes refused for good, up to `limit` of each kind: this replica's
+    // ("local", _lestash_sync_dead_letters) and the phones' upstream
+    // ("phones", lestash.phone_dead_letters, migration 009; [] before it).
+    nlohmann::json list_dead_letters(std::int64_t limit);
     // Closes a conflict, keeping the winner or restoring the loser's value
     // as a new change. Raises a permanent UpstreamError with the server's
     // reason when it cannot (no such conflict, already resolved, row gone).

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "lestash_sync/common/sqlite.hpp"
@@ -21,6 +22,9 @@ class DeadLetters {
 
     void add(const DeadLetter& letter);
     std::int64_t count();
+    // The newest `limit`, oldest first: [{id, table, row_uuid, op, payload,
+    // error, sqlstate, failed_at}].
+    nlohmann::json list(std::int64_t limit);
 
   private:
     sqlite::Connection& db_;

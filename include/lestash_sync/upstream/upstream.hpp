@@ -18,7 +18,7 @@
 namespace lestash {
 
 // The upstream schema version (migrations/postgres) this build needs.
-inline constexpr int kRequiredUpstreamVersion = 8;
+inline constexpr int kRequiredUpstreamVersion = 9;
 
 // What to run when the upstream schema is missing or too old: the daemon's
 // own role cannot change it, so the command names an owner role.
