@@ -22,6 +22,12 @@ function(test_names out spec)
                         "in a list (it would become two tests that run nothing): rename it\n"
                         "${bad}")
   endif()
+  # A name starting with '-' reaches Catch as an option, not a test.
+  string(REGEX MATCHALL "(^|\n)-[^\n]*" bad "${listing}")
+  if(bad)
+    message(FATAL_ERROR "${EXECUTABLE}: a test name starts with '-', which Catch reads as "
+                        "an option: rename it\n${bad}")
+  endif()
   string(REPLACE "\n" ";" lines "${listing}")
   list(FILTER lines EXCLUDE REGEX "^$")
   set(${out} "${lines}" PARENT_SCOPE)

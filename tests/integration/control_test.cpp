@@ -616,7 +616,7 @@ TEST_CASE("the CLI takes its global options after the subcommand too, as people 
     CHECK(a.process->stop(SIGTERM) == 0);
 }
 
-TEST_CASE("--version on both programs is the version the daemon reports over the socket",
+TEST_CASE("both programs' --version is the version the daemon reports over the socket",
           "[control][cli]") {
     TempDir dir;
     const auto up = fresh_upstream();
