@@ -257,6 +257,7 @@ void SyncWorker::cycle(const char* why) {
     });
     try {
         const auto [pushed, pulled] = engine_->sync_once();
+        held_back_round_ = pulled.held_back ? held_back_round_ + 1 : 0;
         record_cycle(
             why, pushed, pulled,
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
@@ -295,6 +296,12 @@ constexpr auto kNever = Clock::time_point::max();
 // commit in the shared-memory index, which raises no event. An app that
 // keeps its connection open makes no further event, so an event that shows
 // no new commit is looked at again a little later, at these intervals.
+// A pull that found changes held back (PullStats::held_back) is repeated
+// after these intervals, the last one until the changes are read.
+constexpr std::chrono::milliseconds kHeldBackRetry[] = {
+    std::chrono::milliseconds(10), std::chrono::milliseconds(50), std::chrono::milliseconds(200),
+    std::chrono::milliseconds(1000)};
+
 constexpr std::chrono::milliseconds kRecheckAfter[] = {
     std::chrono::milliseconds(5), std::chrono::milliseconds(50), std::chrono::milliseconds(500),
     std::chrono::milliseconds(3000)};
@@ -516,6 +523,14 @@ void SyncWorker::cycle_and_reschedule(unsigned bits) {
           : failing()      ? "retry"
                            : "safety");
     due_ = next_unasked_cycle();
+    // Changes committed under a transaction still open on the cluster were
+    // left unread, and no event says when it ends: pull again, more slowly
+    // the longer it stays open.
+    if (held_back_round_ > 0 && !failing()) {
+        const auto round =
+            std::min<std::size_t>(held_back_round_ - 1, std::size(kHeldBackRetry) - 1);
+        due_ = std::min(due_, Clock::now() + kHeldBackRetry[round]);
+    }
     // An event merged into this one may belong to a commit that was not
     // visible yet when the cycle read the outbox.
     if (bits & kLocal) {

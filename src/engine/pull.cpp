@@ -216,6 +216,7 @@ struct SyncEngine::ChangesRead {
     std::string next_cursor;
     std::int64_t changes = 0;  // entries read
     std::size_t rows = 0;      // rows they name
+    bool held_back = false;    // more committed entries wait below the horizon
 };
 
 PullStats SyncEngine::pull_batch() {
@@ -231,6 +232,7 @@ PullStats SyncEngine::pull_batch() {
         [&](SnapshotRead& tx) { return read_changes(tx, cursor); });
     if (read.compacted_past_us)
         return bootstrap(true);
+    stats.held_back = read.held_back;
     if (read.changes == 0)
         return stats;
     spdlog::debug("pull: change log after {} up to {}: {} entries, {} rows fetched", *cursor_text,
@@ -248,6 +250,10 @@ SyncEngine::ChangesRead SyncEngine::read_changes(pqxx::transaction_base& tx,
     if (out.compacted_past_us)
         return out;
     const auto log = read_change_log(tx, cursor, options_.pull_batch);
+    // A full batch is followed by another read anyway.
+    if (static_cast<int>(log.size()) < options_.pull_batch)
+        out.held_back = change_log_held_back(
+            tx, log.empty() ? cursor : ChangeLogCursor{log.back().xid, log.back().id});
     if (log.empty())
         return out;
     const auto keys = rows_to_fetch(log, replica_.replica_id(), mappings_);

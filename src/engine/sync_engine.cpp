@@ -22,6 +22,7 @@ PullStats& PullStats::operator+=(const PullStats& o) {
     applied += o.applied;
     deleted += o.deleted;
     deferred += o.deferred;
+    held_back = held_back || o.held_back;
     return *this;
 }
 

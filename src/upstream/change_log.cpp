@@ -42,6 +42,15 @@ std::vector<ChangeLogEntry> read_change_log(pqxx::transaction_base& tx,
     return out;
 }
 
+bool change_log_held_back(pqxx::transaction_base& tx, const ChangeLogCursor& cursor) {
+    return tx
+        .exec_params(
+            "SELECT EXISTS (SELECT 1 FROM lestash.change_log WHERE (xid, id) > ($1::xid8, "
+            "$2::bigint) AND xid >= pg_snapshot_xmin(pg_current_snapshot()))",
+            cursor.xid, cursor.id)[0][0]
+        .as<bool>();
+}
+
 ChangeLogCursor change_log_horizon(pqxx::transaction_base& tx) {
     return {tx.exec1("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")[0].as<std::string>(),
             0};

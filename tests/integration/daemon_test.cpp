@@ -125,6 +125,31 @@ TEST_CASE("two daemons carry an app's write and a psql insert to every replica, 
     }
 }
 
+// The change log is read below the oldest transaction running anywhere on
+// the cluster, and a transaction open in another database (PowerSync's
+// bucket storage) holds that horizon back. Regression: a change committed
+// meanwhile was skipped by the pull its NOTIFY started, and nothing woke
+// the daemon again until the five-minute safety pull.
+TEST_CASE("a change committed while another database holds a transaction open arrives when it ends",
+          "[daemon][pull]") {
+    TwoDaemons pair;
+    const auto& b = pair.b;
+    auto& db = pair.db;
+    pqxx::connection blocker(shared_postgres().conninfo("postgres"));
+    pqxx::work held(blocker);
+    held.exec("SELECT pg_current_xact_id()");  // takes an xid: the horizon stops here
+    shared_postgres().exec(
+        "INSERT INTO lestash.items (id, source_type, source_id, title, content) VALUES "
+        "(gen_random_uuid(), 'note', 'held-1', 'Held back', 'written under an open transaction')",
+        pair.up.name);
+    std::this_thread::sleep_for(1500ms);  // B's NOTIFY-driven pull runs and reads nothing
+    CHECK(count(b, "SELECT count(*) FROM items WHERE source_id = 'held-1'") == 0);
+    held.commit();
+    INFO("b.log:\n" << db.log());
+    REQUIRE(eventually(
+        [&] { return count(b, "SELECT count(*) FROM items WHERE source_id = 'held-1'") == 1; }));
+}
+
 // The app keeps its connection open between commits (a GUI or a long
 // import), so the last file event of a commit can come before the commit is
 // visible and no close event follows. Regression: such a write waited for

@@ -144,6 +144,7 @@ class SyncWorker {
     std::chrono::steady_clock::time_point recheck_at_ =
         std::chrono::steady_clock::time_point::max();
     std::size_t recheck_round_ = 0;
+    std::size_t held_back_round_ = 0;  // pulls in a row that left changes held back
     Backoff backoff_;
     std::mutex settings_mutex_;
     std::mutex jobs_mutex_;

@@ -38,6 +38,12 @@ bool change_log_compacted_past(pqxx::transaction_base& tx, const ChangeLogCursor
 // transaction still running.
 std::vector<ChangeLogEntry> read_change_log(pqxx::transaction_base& tx,
                                             const ChangeLogCursor& cursor, int limit);
+// True when committed entries after `cursor` are held back: at or above the
+// oldest transaction still running anywhere on the cluster (the horizon is
+// cluster-wide: a transaction open in another database, such as PowerSync's
+// bucket storage, holds it too). Nothing announces when the horizon moves on,
+// so a reader that sees this must look again.
+bool change_log_held_back(pqxx::transaction_base& tx, const ChangeLogCursor& cursor);
 // Where a replica that copies every table in this transaction's snapshot
 // continues in the change log. Entries between it and the snapshot are read
 // again, which is harmless: pulls apply state.
