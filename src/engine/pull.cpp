@@ -138,7 +138,7 @@ PullStats SyncEngine::bootstrap(bool resync) {
     std::map<std::string, std::set<std::string>> seen;
     const auto horizon = upstream_.transact<SnapshotRead>(
         "copying the upstream tables from " + upstream_.target(), [&](SnapshotRead& tx) {
-            const auto horizon = change_log_horizon(tx);
+            auto horizon = change_log_horizon(tx);
             for (const auto& m : mappings_)
                 stats += copy_table(tx, m, resync ? &seen[m.spec->name] : nullptr);
             return horizon;
