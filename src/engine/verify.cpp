@@ -214,8 +214,10 @@ void compare_bucket(pqxx::transaction_base& tx, const TableMapping& m, const std
 std::map<std::string, std::set<std::string>> SyncEngine::pending_uuids() {
     std::map<std::string, std::set<std::string>> out;
     for (const auto& [table, key] : replica_.outbox().pending_rows()) {
+        // clang 14 cannot capture a structured binding in a lambda.
+        const std::string& name = table;
         const auto m = std::find_if(mappings_.begin(), mappings_.end(),
-                                    [&](const auto& x) { return x.spec->name == table; });
+                                    [&](const auto& x) { return x.spec->name == name; });
         if (m == mappings_.end())
             continue;
         if (m->spec->keyed_by_rowid()) {
