@@ -8,6 +8,8 @@
 #include <iterator>
 #include <set>
 
+#include "lestash_sync/common/text.hpp"
+
 namespace lestash {
 
 namespace {
@@ -39,10 +41,7 @@ std::string read_secret_file(const std::string& path, const std::string& key) {
     std::ifstream in(path);
     if (!in)
         throw ConfigError("tokens." + key + " = \"" + path + "\": cannot read the file");
-    std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' '))
-        text.pop_back();
-    return text;
+    return trim_end({std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()});
 }
 
 template <typename T>
