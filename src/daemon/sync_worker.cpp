@@ -334,7 +334,10 @@ void SyncWorker::run() {
             (bits & (kSync | kRemote)) || timed_out || ((bits & kLocal) && local_commit_to_push());
         if (run_cycle)
             cycle_and_reschedule(bits);
-        media_step(bits);
+        // Files move after a cycle (its rows may name new ones) or when a
+        // transfer or retry is due; other wake-ups leave them be.
+        if (run_cycle || Clock::now() >= next_media_step())
+            media_step(bits);
         if (on_cycle_)
             on_cycle_();
     }

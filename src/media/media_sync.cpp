@@ -235,7 +235,7 @@ MediaStep MediaSync::step() {
     s.remove_unreferenced(out);
     s.classify_new();
     s.transfer(out);
-    if (out.uploaded + out.removed > 0)
+    if (out.uploaded + out.downloaded + out.removed > 0)
         s.upstream_figures_at = -1e18;
     s.collect_garbage();
     const double now = now_seconds();
@@ -254,9 +254,10 @@ void MediaSync::retry_now() {
 }
 
 void MediaSync::files_arrived() {
+    // Every remote change wakes this, most not about files: the figures of
+    // Postgres's space are read again after a step that moved a file.
     if (state_->installed)
         state_->queue.retry_waiting();
-    state_->upstream_figures_at = -1e18;
 }
 
 MediaCounts MediaSync::counts() {
