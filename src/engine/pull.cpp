@@ -246,14 +246,12 @@ PullStats SyncEngine::pull_batch() {
 SyncEngine::ChangesRead SyncEngine::read_changes(pqxx::transaction_base& tx,
                                                  const ChangeLogCursor& cursor) {
     ChangesRead out;
-    out.compacted_past_us = change_log_compacted_past(tx, cursor);
+    const auto ahead = change_log_ahead(tx, cursor);
+    out.compacted_past_us = ahead.compacted_past;
+    out.held_back = ahead.held_back;
     if (out.compacted_past_us)
         return out;
     const auto log = read_change_log(tx, cursor, options_.pull_batch);
-    // A full batch is followed by another read anyway.
-    if (static_cast<int>(log.size()) < options_.pull_batch)
-        out.held_back = change_log_held_back(
-            tx, log.empty() ? cursor : ChangeLogCursor{log.back().xid, log.back().id});
     if (log.empty())
         return out;
     const auto keys = rows_to_fetch(log, replica_.replica_id(), mappings_);

@@ -12,13 +12,13 @@ std::string ChangeLogCursor::text() const {
     return xid + ":" + std::to_string(id);
 }
 
-bool change_log_compacted_past(pqxx::transaction_base& tx, const ChangeLogCursor& cursor) {
-    return tx
-        .exec_params(
-            "SELECT count(*) > 0 FROM lestash.change_log_horizon WHERE (xid, id) > "
-            "($1::xid8, $2::bigint)",
-            cursor.xid, cursor.id)[0][0]
-        .as<bool>();
+ChangeLogAhead change_log_ahead(pqxx::transaction_base& tx, const ChangeLogCursor& cursor) {
+    const auto r = tx.exec_params1(
+        "SELECT EXISTS (SELECT 1 FROM lestash.change_log_horizon WHERE (xid, id) > ($1::xid8, "
+        "$2::bigint)), EXISTS (SELECT 1 FROM lestash.change_log WHERE (xid, id) > ($1::xid8, "
+        "$2::bigint) AND xid >= pg_snapshot_xmin(pg_current_snapshot()))",
+        cursor.xid, cursor.id);
+    return {r[0].as<bool>(), r[1].as<bool>()};
 }
 
 std::vector<ChangeLogEntry> read_change_log(pqxx::transaction_base& tx,
@@ -40,15 +40,6 @@ std::vector<ChangeLogEntry> read_change_log(pqxx::transaction_base& tx,
                        r[3].as<std::string>(),
                        r[4].is_null() ? std::nullopt : std::optional(r[4].as<std::string>())});
     return out;
-}
-
-bool change_log_held_back(pqxx::transaction_base& tx, const ChangeLogCursor& cursor) {
-    return tx
-        .exec_params(
-            "SELECT EXISTS (SELECT 1 FROM lestash.change_log WHERE (xid, id) > ($1::xid8, "
-            "$2::bigint) AND xid >= pg_snapshot_xmin(pg_current_snapshot()))",
-            cursor.xid, cursor.id)[0][0]
-        .as<bool>();
 }
 
 ChangeLogCursor change_log_horizon(pqxx::transaction_base& tx) {

@@ -50,7 +50,7 @@ struct PullStats {
     std::int64_t deleted = 0;
     std::int64_t deferred = 0;  // rows held back by pending local edits
     // Committed changes left unread below a transaction still running on the
-    // cluster (change_log_held_back): pull again soon, no event will come.
+    // cluster (ChangeLogAhead::held_back): pull again soon, no event will come.
     bool held_back = false;
     PullStats& operator+=(const PullStats& o);
 };

@@ -31,19 +31,25 @@ struct ChangeLogEntry {
     std::optional<std::string> origin;  // the pushing replica; none for other writers
 };
 
-// True when compaction removed entries after `cursor`: the replica missed
-// changes and must copy every table again.
-bool change_log_compacted_past(pqxx::transaction_base& tx, const ChangeLogCursor& cursor);
+// What lies after `cursor`, asked once before reading it.
+struct ChangeLogAhead {
+    // Compaction removed entries after `cursor`: the replica missed changes
+    // and must copy every table again.
+    bool compacted_past = false;
+    // Committed entries after `cursor` are held back: at or above the oldest
+    // transaction still running anywhere on the cluster (the horizon is
+    // cluster-wide: a transaction open in another database, such as
+    // PowerSync's bucket storage, holds it too). read_change_log skips them
+    // and nothing announces when the horizon moves on, so a reader that sees
+    // this must look again. In a repeatable-read transaction it holds for
+    // every read_change_log of the same transaction.
+    bool held_back = false;
+};
+ChangeLogAhead change_log_ahead(pqxx::transaction_base& tx, const ChangeLogCursor& cursor);
 // Up to `limit` entries after `cursor`, in order, all below the oldest
 // transaction still running.
 std::vector<ChangeLogEntry> read_change_log(pqxx::transaction_base& tx,
                                             const ChangeLogCursor& cursor, int limit);
-// True when committed entries after `cursor` are held back: at or above the
-// oldest transaction still running anywhere on the cluster (the horizon is
-// cluster-wide: a transaction open in another database, such as PowerSync's
-// bucket storage, holds it too). Nothing announces when the horizon moves on,
-// so a reader that sees this must look again.
-bool change_log_held_back(pqxx::transaction_base& tx, const ChangeLogCursor& cursor);
 // Where a replica that copies every table in this transaction's snapshot
 // continues in the change log. Entries between it and the snapshot are read
 // again, which is harmless: pulls apply state.
