@@ -106,7 +106,8 @@ std::string one_tag(std::int64_t tx, const std::string& name,
 
 TEST_CASE_METHOD(EndpointFixture,
                  "a pairing code works once and its credential gets tokens "
-                 "the endpoint accepts, until the device is revoked") {
+                 "the endpoint accepts, until the device is revoked",
+                 "[endpoint]") {
     const std::string code = endpoint->pairing_code("Pixel 8");
     int status = 0;
     const auto paired = post("/api/pair", json{{"code", code}}.dump(), "", &status);
@@ -145,7 +146,8 @@ TEST_CASE_METHOD(EndpointFixture,
 
 TEST_CASE_METHOD(EndpointFixture,
                  "tokens without, expired, for another audience, badly signed "
-                 "or for no device are 401 and write nothing") {
+                 "or for no device are 401 and write nothing",
+                 "[endpoint]") {
     const auto [device, credential] = pair("phone");
     const auto before = written();
     const JwtKey wrong = hs256_key("lestash-hs256", base64url_encode(random_bytes(32)), "test");
@@ -173,7 +175,8 @@ TEST_CASE_METHOD(EndpointFixture,
 
 TEST_CASE_METHOD(EndpointFixture,
                  "bad input is refused with a message saying what was wrong, "
-                 "and nothing is written") {
+                 "and nothing is written",
+                 "[endpoint]") {
     const auto [device, credential] = pair("phone");
     const std::string token = token_for(device, hs());
     const auto before = written();
@@ -211,7 +214,8 @@ TEST_CASE_METHOD(EndpointFixture,
 
 TEST_CASE_METHOD(EndpointFixture,
                  "a retried transaction is answered as before and applied once, "
-                 "a refused one is a dead letter and the next ones apply") {
+                 "a refused one is a dead letter and the next ones apply",
+                 "[endpoint]") {
     const auto [device, credential] = pair("phone");
     const std::string token = token_for(device, hs());
     const std::string tag = random_uuid();
@@ -264,7 +268,8 @@ TEST_CASE_METHOD(EndpointFixture,
 TEST_CASE_METHOD(EndpointFixture,
                  "a later transaction naming the phone's made-up id lands on the canonical "
                  "row, children sent first included, and an edit of a deleted row is a "
-                 "conflict the delete wins") {
+                 "conflict the delete wins",
+                 "[endpoint]") {
     const auto [device, credential] = pair("phone");
     const std::string token = token_for(device, hs());
     const std::string phone_tag = random_uuid(), item = random_uuid();

@@ -59,7 +59,8 @@ int status_of(const std::string& body) {
     return 200;
 }
 
-TEST_CASE("an upload's children come after their parents, whatever order the phone sent") {
+TEST_CASE("an upload's children come after their parents, whatever order the phone sent",
+          "[endpoint]") {
     const auto tx =
         parse(json::array({put("item_tags", kLink, {{"item_id", kItem}, {"tag_id", kTag}}),
                            put("tags", kTag, {{"name", "rust"}}),
@@ -86,7 +87,8 @@ TEST_CASE("an upload's children come after their parents, whatever order the pho
     CHECK(runs.size() == 4);
 }
 
-TEST_CASE("ops one statement can apply share a run, and a row depending on one of them does not") {
+TEST_CASE("ops one statement can apply share a run, and a row depending on one of them does not",
+          "[endpoint]") {
     const std::string parent = "44444444-4444-4444-8444-444444444444";
     const auto tx =
         parse(json::array({put("tags", kTag, {{"name", "a"}}), put("tags", kLink, {{"name", "b"}}),
@@ -98,7 +100,7 @@ TEST_CASE("ops one statement can apply share a run, and a row depending on one o
     CHECK(ops[3]["run"] != ops[2]["run"]);  // the child names the parent in the same table
 }
 
-TEST_CASE("values are mapped as a desktop push maps them") {
+TEST_CASE("values are mapped as a desktop push maps them", "[endpoint]") {
     const auto tx =
         parse(json::array({put("items", kItem,
                                {{"content", std::string("nul\0byte", 8)},
@@ -117,7 +119,7 @@ TEST_CASE("values are mapped as a desktop push maps them") {
     CHECK(tx.ops_for_postgres[1]["data"]["items_added"] == 9007199254740993LL);
 }
 
-TEST_CASE("a PATCH that changes nothing but _rev is left out") {
+TEST_CASE("a PATCH that changes nothing but _rev is left out", "[endpoint]") {
     const auto tx = parse(
         json::array({{{"op", "PATCH"}, {"type", "items"}, {"id", kItem}, {"data", {{"_rev", 3}}}},
                      put("tags", kTag, {{"name", "x"}})}));
@@ -126,7 +128,7 @@ TEST_CASE("a PATCH that changes nothing but _rev is left out") {
     CHECK(tx.ops_for_postgres[0]["type"] == "tags");
 }
 
-TEST_CASE("the transaction id comes from transaction_id or the ops' shared tx_id") {
+TEST_CASE("the transaction id comes from transaction_id or the ops' shared tx_id", "[endpoint]") {
     auto op = put("tags", kTag, {{"name", "x"}});
     op["tx_id"] = 12;
     CHECK(parse_upload(json{{"crud", {op}}}.dump(), schema()).client_tx == 12);
@@ -135,7 +137,8 @@ TEST_CASE("the transaction id comes from transaction_id or the ops' shared tx_id
     CHECK(status_of(json{{"crud", {op, other}}}.dump()) == 400);
 }
 
-TEST_CASE("malformed requests are 400, names and values the server cannot take are 422") {
+TEST_CASE("malformed requests are 400, names and values the server cannot take are 422",
+          "[endpoint]") {
     CHECK(status_of("{") == 400);
     CHECK(status_of("[]") == 400);
     CHECK(status_of(R"({"transaction_id": 1})") == 400);
@@ -195,7 +198,7 @@ std::string refusal(const std::string& token, const KeySet& keys) {
     return "accepted";
 }
 
-TEST_CASE("HS256 tokens are accepted only with the right key, audience and times") {
+TEST_CASE("HS256 tokens are accepted only with the right key, audience and times", "[endpoint]") {
     KeySet keys;
     keys.add(hs_key());
     const auto good = sign_token(hs_key(), claims(now() - 10, now() + 300));
@@ -228,7 +231,8 @@ TEST_CASE("HS256 tokens are accepted only with the right key, audience and times
 
 TEST_CASE(
     "RS256 tokens verify with the public key of a JWKS, and an RSA key never serves as an "
-    "HMAC secret") {
+    "HMAC secret",
+    "[endpoint]") {
     const JwtKey pair{"rsa1", "RS256", "", rsa_pair()};
     const auto jwks = json{{"keys", {public_jwk(pair)}}};
     const KeySet keys = KeySet::from_jwks(jwks, "test jwks");
@@ -246,7 +250,7 @@ TEST_CASE(
                     ConfigError);
 }
 
-TEST_CASE("base64url round-trips and refuses what is not base64url") {
+TEST_CASE("base64url round-trips and refuses what is not base64url", "[endpoint]") {
     for (const std::string& s :
          std::vector<std::string>{"", "f", "fo", "foo", "foob", std::string("\0\xff\x10", 3)})
         CHECK(base64url_decode(base64url_encode(s)) == s);
@@ -255,7 +259,7 @@ TEST_CASE("base64url round-trips and refuses what is not base64url") {
     CHECK_THROWS(base64url_decode("ab=="));
 }
 
-TEST_CASE("pairing codes read the same however they are typed") {
+TEST_CASE("pairing codes read the same however they are typed", "[endpoint]") {
     const std::string code = new_pairing_code();
     CHECK(code.size() == 14);
     CHECK(code[4] == '-');
@@ -270,7 +274,7 @@ TEST_CASE("pairing codes read the same however they are typed") {
 
 // ---- Configuration ----
 
-TEST_CASE("the example endpoint config loads as documented, and mistakes are named") {
+TEST_CASE("the example endpoint config loads as documented, and mistakes are named", "[endpoint]") {
     TempDir dir;
     std::ifstream in(std::string(LESTASH_SOURCE_DIR) + "/config/endpoint.toml.example");
     std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
