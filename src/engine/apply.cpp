@@ -191,13 +191,19 @@ void RowApplier::upsert_link(const TableMapping& m, const FetchedRow& row,
         defer(m, row.uuid);
         return;
     }
-    // A link row's other columns (a collection item's note) are updated
-    // like any row's.
-    const auto current = detail::read_local_row(sql_, m, key);
-    if (!current)
+    if (m.columns.size() == key.size()) {
+        // Nothing but its key (item_tags): there already, or inserted.
+        auto& st = sql_.get("INSERT OR IGNORE INTO " + quote_identifier(m.spec->name) + " (" +
+                            column_list(m) + ") VALUES (" + placeholders(m) + ")");
+        for (size_t i = 0; i < values.size(); ++i) st.bind(static_cast<int>(i + 1), values[i]);
+        st.run();
+    } else if (const auto current = detail::read_local_row(sql_, m, key); !current) {
         insert_row(m, values);
-    else if (*current != values)
+    } else if (*current != values) {
+        // Its other columns (a collection item's note) are updated like
+        // any row's.
         update_link_row(m, key, values);
+    }
     ids_.set_link_rev(m.spec->name, row.uuid, row.rev);
     undefer(m, row.uuid);
     ++stats_.applied;
@@ -214,8 +220,6 @@ void RowApplier::update_link_row(const TableMapping& m, const std::vector<sqlite
         sets += (sets.empty() ? "" : ", ") + quote_identifier(m.columns[i].name) + " = ?";
         bound.push_back(&values[i]);
     }
-    if (sets.empty())
-        return;  // nothing but its key (item_tags)
     for (size_t i = 0; i < k.size(); ++i) {
         where += (where.empty() ? "" : " AND ") + quote_identifier(k[i]) + " = ?";
         bound.push_back(&key[i]);
