@@ -11,6 +11,8 @@ packages=(
   libcpp-httplib-dev libssl-dev libqrencode-dev
   postgresql-15 postgresql-client-15
   python3 procps systemd clang libclang-rt-14-dev
+  # The linker the build prefers (CMakeLists.txt, LESTASH_LLD).
+  lld
   # The man pages (help2man over the programs' --help; groff checks them) and
   # the Debian package (cpack's dpkg-shlibdeps needs file).
   help2man groff-base file

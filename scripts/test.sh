@@ -2,14 +2,14 @@
 # The README's test command: installs what is needed, builds with warnings as
 # errors, runs the whole suite with CTest, and clang-tidy on the C++ files
 # changed since LESTASH_TIDY_BASE (default HEAD~1: what the last commit or
-# merge brought; LESTASH_TIDY_BASE=all for every file). Then builds again
-# with AddressSanitizer + UndefinedBehaviorSanitizer and runs the suite once
-# more, then (with LESTASH_TSAN=1) with ThreadSanitizer for the unit tests (the daemon has two
-# threads and an event loop; the integration tests are not clean under it
-# yet: README.md "Development"), then short libFuzzer runs of
-# the control protocol and the phone endpoint's request checks (clang). Set LESTASH_SKIP_TIDY=1,
-# LESTASH_SKIP_SANITIZE=1 or LESTASH_SKIP_FUZZ=1 to skip
-# those while iterating.
+# merge brought; LESTASH_TIDY_BASE=all for every file). Then builds again with
+# clang, AddressSanitizer + UndefinedBehaviorSanitizer and the libFuzzer
+# targets, and runs the suite once more with short fuzz runs of the control
+# protocol and the phone endpoint's request checks among it (one build for
+# both: they need the same instrumented libraries). With LESTASH_TSAN=1, then
+# ThreadSanitizer for the unit tests (the daemon has two threads and an event
+# loop; README.md "Development"). Set LESTASH_SKIP_TIDY=1,
+# LESTASH_SKIP_SANITIZE=1 or LESTASH_SKIP_FUZZ=1 to skip those while iterating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -33,9 +33,12 @@ timed() {
 
 # clang-tidy (.clang-tidy says which checks) on the sources under src/
 # changed since LESTASH_TIDY_BASE that the build compiles; their headers
-# under include/ and src/ are checked through them. Any warning fails.
+# under include/ and src/ are checked through them. Any warning fails. It
+# reads the commands of build/tidy, configured without precompiled headers
+# (gcc's, which clang cannot read; and each file must include what it uses).
 tidy() {
   local base=${LESTASH_TIDY_BASE:-HEAD~1} files
+  configure build/tidy -DLESTASH_PCH=OFF
   if [ "$base" = all ]; then
     files=$(git ls-files 'src/*.cpp')
   elif git rev-parse -q --verify "$base^{commit}" >/dev/null; then
@@ -45,28 +48,39 @@ tidy() {
     files=$(git ls-files 'src/*.cpp')
   fi
   files=$(for f in $files; do
-    grep -q "\"file\": \"$PWD/$f\"" build/release/compile_commands.json && echo "$f"
+    grep -q "\"file\": \"$PWD/$f\"" build/tidy/compile_commands.json && echo "$f"
   done || true)
   if [ -z "$files" ]; then
     echo "clang-tidy: no C++ source changed since $base"
     return
   fi
   echo "clang-tidy on $(echo "$files" | wc -w) files changed since $base"
-  echo "$files" | xargs -P "$jobs" -n 1 clang-tidy -p build/release --quiet --warnings-as-errors='*'
+  echo "$files" | xargs -P "$jobs" -n 1 clang-tidy -p build/tidy --quiet --warnings-as-errors='*'
 }
 
-timed run_suite build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo
+# -O2 without debug info: the tests need the optimised programs, not their
+# debug info, which costs a quarter of the build (and gcc 12's -O3, CMake's
+# Release, warns falsely of overflows in std::string).
+timed run_suite build/release -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE='-O2 -DNDEBUG'
 if [ "${LESTASH_SKIP_TIDY:-0}" != 1 ]; then
   timed tidy
 fi
 if [ "${LESTASH_SKIP_SANITIZE:-0}" != 1 ]; then
-  # The [chaos] test checks recovery within deadlines made for an optimised
-  # build; under ASan at -O0 the daemons never settle in them (it fails there
-  # with or without the latest changes), so it runs in the release pass only.
-  CTEST_EXCLUDE='^chaos$' \
+  # clang, so that the fuzz targets (libFuzzer needs clang) come from the same
+  # build; -g1: line tables are all a sanitizer's report needs. The [chaos]
+  # test checks recovery within deadlines made for an optimised build; under
+  # ASan at -O0 the daemons never settle in them, so it runs in the release
+  # pass only. The two fuzz runs are bounded (60 s each) and run beside the
+  # other tests.
+  fuzz=ON
+  if [ "${LESTASH_SKIP_FUZZ:-0}" = 1 ]; then
+    fuzz=OFF
+  fi
+  CC=clang CXX=clang++ CTEST_EXCLUDE='^chaos$' \
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp \
-    timed run_suite build/sanitize -DCMAKE_BUILD_TYPE=Debug -DLESTASH_SANITIZE=ON -DLESTASH_DOCKER_TESTS=OFF
+    timed run_suite build/asan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-g1 \
+    -DLESTASH_SANITIZE=ON -DLESTASH_FUZZ=$fuzz -DLESTASH_DOCKER_TESTS=OFF
 fi
 # ThreadSanitizer: only what the unit tests run.
 tsan() {
@@ -79,11 +93,4 @@ tsan() {
 # no room for yet (README.md "Development").
 if [ "${LESTASH_TSAN:-0}" = 1 ]; then
   timed tsan
-fi
-# The fuzz targets (libFuzzer needs clang): bounded runs.
-if [ "${LESTASH_SKIP_FUZZ:-0}" != 1 ]; then
-  CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DLESTASH_WERROR=ON -DLESTASH_FUZZ=ON \
-    -DLESTASH_BUILD_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-  cmake --build build/fuzz -j "$jobs" --target rpc_fuzz upload_fuzz
-  (cd build/fuzz && ctest --output-on-failure)
 fi
