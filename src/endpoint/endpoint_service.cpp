@@ -12,6 +12,8 @@
 #include "lestash_sync/endpoint/phone_upstream.hpp"
 #include "lestash_sync/endpoint/secrets.hpp"
 #include "lestash_sync/endpoint/upload_request.hpp"
+#include "lestash_sync/media_store/media_path.hpp"
+#include "lestash_sync/media_store/media_reader.hpp"
 
 namespace lestash {
 using nlohmann::json;
@@ -49,6 +51,35 @@ std::string bearer(const httplib::Request& req) {
 void answer(httplib::Response& res, int status, const json& body) {
     res.status = status;
     res.set_content(body.dump(), "application/json");
+}
+
+// The bytes [begin, end) a media request asks for: the whole file without a
+// Range, or the one range it names (RFC 9110: `first-`, `first-last` with
+// last past the end cut to it, `-suffix`). Anything else is 416, with the
+// Content-Range a client needs to ask again.
+struct ByteRange {
+    std::int64_t begin = 0, end = 0;
+    bool partial = false;
+};
+ByteRange byte_range(const httplib::Ranges& ranges, std::int64_t size, httplib::Response& res) {
+    if (ranges.empty())
+        return {0, size, false};
+    const auto refuse = [&](const std::string& why) {
+        res.set_header("Content-Range", "bytes */" + std::to_string(size));
+        return Refusal{416, why + " — the file has " + std::to_string(size) +
+                                " bytes; resume with Range: bytes=<bytes you have>-"};
+    };
+    if (ranges.size() > 1)
+        throw refuse("one range at a time");
+    const auto [first, last] = ranges[0];
+    if (first < 0) {  // the last `last` bytes
+        if (last <= 0 || size == 0)
+            throw refuse("an empty range");
+        return {std::max<std::int64_t>(0, size - last), size, true};
+    }
+    if (first >= size)
+        throw refuse("the range starts at byte " + std::to_string(first) + ", at or past the end");
+    return {first, last < 0 ? size : std::min<std::int64_t>(last + 1, size), true};
 }
 
 }  // namespace
@@ -104,6 +135,10 @@ struct EndpointService::Impl {
             serve_route("/api/token", q, r,
                         [this](const auto& req, auto& res) { token(req, res); });
         });
+        http->Get(R"(/api/media/(.+))", [this](const httplib::Request& q, httplib::Response& r) {
+            serve_route("/api/media", q, r,
+                        [this](const auto& req, auto& res) { media(req, res); });
+        });
         http->Get("/healthz", [this](const httplib::Request& q, httplib::Response& r) {
             serve_route("/healthz", q, r, [this](const auto&, auto& res) { healthz(res); });
         });
@@ -125,8 +160,12 @@ struct EndpointService::Impl {
                         "or raise the limit";
                 else if (res.status == 404)
                     message =
-                        "no such route: POST /api/upload, /api/pair, /api/token; GET /healthz, "
-                        "/metrics";
+                        "no such route: POST /api/upload, /api/pair, /api/token; GET "
+                        "/api/media/<path>, /healthz, /metrics";
+                else if (res.status == 416)
+                    message =
+                        "the Range header is not one range of bytes: resume with Range: "
+                        "bytes=<bytes you have>-";
                 else if (res.status == 400)
                     message = "not a valid HTTP request";
                 answer(res, res.status, {{"error", message}});
@@ -270,6 +309,94 @@ struct EndpointService::Impl {
             {{"sub", device->id}, {"aud", config.audience}, {"iat", now}, {"exp", expires}});
         answer(res, 200,
                {{"token", jwt}, {"endpoint", config.powersync_url}, {"expires_at", expires}});
+    }
+
+    // GET /api/media/<local_path>: a file an item_media row names, streamed
+    // from Postgres a chunk at a time (docs/mobile.md, section 8).
+    void media(const httplib::Request& req, httplib::Response& res) {
+        // cpp-httplib 0.11 applies a request's Range to whatever answer it is
+        // given, a JSON error included (cut to the range, or made a 416).
+        // This route answers ranges itself, so it takes them out of the
+        // request (a non-const object behind the handler's const reference).
+        const httplib::Ranges ranges = req.ranges;
+        // NOLINTNEXTLINE(cppcoreguidelines-pro-type-const-cast)
+        const_cast<httplib::Request&>(req).ranges.clear();
+        authenticated_device(req);
+        const std::string path = req.matches[1];
+        if (const auto problem = media_path_problem(path); !problem.empty())
+            throw Refusal{400, "not a media path (" + problem +
+                                   "): ask for an item_media.local_path as the item's row "
+                                   "has it, relative, each part percent-encoded"};
+        const MediaLookup found =
+            pool.with([&](Upstream& up) { return MediaReader(up).look_up(path); });
+        if (!found.referenced)
+            throw Refusal{404, "no item's media names " + path +
+                                   ": ask for the local_path of a synced item_media row"};
+        if (!found.file)
+            throw Refusal{404, "media file " + path +
+                                   " is not in Postgres yet: the desktop that has it has not "
+                                   "uploaded it (offline, the file missing there, or larger "
+                                   "than its [media] max_file_mb); try again later"};
+        const StoredMedia file = *found.file;
+        const ByteRange range = byte_range(ranges, file.size, res);
+        res.status = range.partial ? 206 : 200;
+        res.set_header("X-Lestash-Sha256", file.sha256);
+        res.set_header("ETag", "\"" + file.sha256 + "\"");
+        res.set_header("Accept-Ranges", "bytes");
+        res.set_header("X-Content-Type-Options", "nosniff");
+        if (range.partial)
+            res.set_header("Content-Range", "bytes " + std::to_string(range.begin) + "-" +
+                                                std::to_string(range.end - 1) + "/" +
+                                                std::to_string(file.size));
+        const std::string type = media_content_type(path);
+        current.outcome = "media " + path + " bytes=" + std::to_string(range.begin) + "-" +
+                          std::to_string(range.end) + "/" + std::to_string(file.size);
+        if (range.begin == range.end) {  // an empty file
+            metrics.media(MediaOutcome::complete, 0);
+            res.set_content("", type);
+            return;
+        }
+        res.set_content_provider(
+            static_cast<std::size_t>(range.end - range.begin), type,
+            [this, file, range](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+                return send_media(file, range.begin + static_cast<std::int64_t>(offset),
+                                  range.begin + static_cast<std::int64_t>(offset + length),
+                                  range.partial, sink);
+            });
+    }
+
+    // Writes bytes [from, to) of the file to the client as MediaReader
+    // reads them, one chunk in memory. False cuts the connection: the client
+    // then has fewer bytes than Content-Length said, and never the end of a
+    // file whose bytes upstream do not hash to its sha256.
+    bool send_media(const StoredMedia& file, std::int64_t from, std::int64_t to, bool partial,
+                    httplib::DataSink& sink) {
+        std::int64_t sent = 0;
+        try {
+            const bool finished = pool.with([&](Upstream& up) {
+                return MediaReader(up).stream(file, from, to, [&](std::string_view bytes) {
+                    if (!sink.write(bytes.data(), bytes.size()))
+                        return false;
+                    sent += static_cast<std::int64_t>(bytes.size());
+                    return true;
+                });
+            });
+            metrics.media(!finished ? MediaOutcome::cut
+                          : partial ? MediaOutcome::range
+                                    : MediaOutcome::complete,
+                          sent);
+            if (!finished)
+                current.outcome += " cut by the client after " + std::to_string(sent) + " bytes";
+            return finished;
+        } catch (const std::exception& e) {
+            metrics.media(MediaOutcome::failed, sent);
+            current.outcome += " stopped after " + std::to_string(sent) + " bytes";
+            spdlog::error(
+                "media file {} ({}) to device {}: stopped after {} bytes of {}-{}, the "
+                "connection cut so the phone drops them: {}",
+                file.path, file.sha256, current.device, sent, from, to, e.what());
+            return false;
+        }
     }
 
     void healthz(httplib::Response& res) {

@@ -32,6 +32,12 @@ void EndpointMetrics::upload(UploadOutcome outcome, std::int64_t ops) {
     }
 }
 
+void EndpointMetrics::media(MediaOutcome outcome, std::int64_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++media_[static_cast<std::size_t>(outcome)];
+    media_bytes_ += static_cast<std::uint64_t>(bytes);
+}
+
 std::string EndpointMetrics::text() const {
     std::lock_guard<std::mutex> lock(mutex_);
     std::ostringstream out;
@@ -62,6 +68,16 @@ std::string EndpointMetrics::text() const {
         << "# HELP lestash_endpoint_ops_applied_total Ops of applied transactions.\n"
            "# TYPE lestash_endpoint_ops_applied_total counter\n"
         << "lestash_endpoint_ops_applied_total " << ops_ << "\n";
+    out << "# HELP lestash_endpoint_media_downloads_total Media file downloads (GET /api/media), "
+           "by how they ended.\n"
+           "# TYPE lestash_endpoint_media_downloads_total counter\n";
+    static constexpr const char* kMediaOutcomes[] = {"complete", "range", "cut", "failed"};
+    for (std::size_t i = 0; i < media_.size(); ++i)
+        out << "lestash_endpoint_media_downloads_total{outcome=\"" << kMediaOutcomes[i] << "\"} "
+            << media_[i] << "\n";
+    out << "# HELP lestash_endpoint_media_bytes_total Bytes of media files sent.\n"
+           "# TYPE lestash_endpoint_media_bytes_total counter\n"
+        << "lestash_endpoint_media_bytes_total " << media_bytes_ << "\n";
     return out.str();
 }
 

@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "lestash_sync/common/sha256.hpp"
-#include "lestash_sync/media/media_path.hpp"
+#include "lestash_sync/media_store/media_path.hpp"
 #include "local_file.hpp"
 #include "transfer.hpp"
 

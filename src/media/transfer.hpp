@@ -13,16 +13,16 @@
 #include <string_view>
 
 #include "lestash_sync/media/media_queue.hpp"
-#include "lestash_sync/media/media_reader.hpp"
 #include "lestash_sync/media/media_sync.hpp"
+#include "lestash_sync/media_store/media_reader.hpp"
 #include "lestash_sync/upstream/upstream.hpp"
 
 namespace lestash {
 
 // Bytes the daemons put in one chunk of a new blob.
 inline constexpr std::int64_t kChunkBytes = std::int64_t{1} << 20;
-// The largest chunk accepted from a blob someone else started.
-inline constexpr std::int64_t kMaxChunkBytes = std::int64_t{16} << 20;
+// kMaxChunkBytes, the largest chunk accepted from a blob someone else
+// started: media_reader.hpp.
 
 double now_seconds();
 

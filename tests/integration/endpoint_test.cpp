@@ -11,6 +11,10 @@
 #include <pqxx/pqxx>
 #include <tuple>
 
+#include "app_writer.hpp"
+#include "daemon_process.hpp"
+#include "lestash_sync/common/proc.hpp"
+#include "lestash_sync/common/sha256.hpp"
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/endpoint/secrets.hpp"
 #include "lestash_sync/endpoint/tokens.hpp"
@@ -322,6 +326,271 @@ TEST_CASE_METHOD(EndpointFixture,
     CHECK(count("SELECT count(*) FROM lestash.conflicts WHERE row_id = '" + item +
                 "' AND column_name = '*' AND loser_origin = '" + device +
                 "' AND loser_value ->> 'title' = 'edited offline'") == 1);
+}
+
+// A desktop whose daemon uploads the app's attachments to the fixture's
+// Postgres through the real media upload path, and a paired phone's token.
+struct DesktopAndPhone : EndpointFixture {
+    std::string db = dir.file("desktop/lestash.db");
+    std::unique_ptr<DaemonProcess> daemon;
+    std::unique_ptr<AppWriter> app;
+    std::string token;
+
+    DesktopAndPhone() {
+        std::filesystem::create_directories(dir.path() / "desktop");
+        create_lestash_db(db, 11);
+        std::ofstream(dir.file("sync.toml")) << "[sync]\n";  // the default tables, item_media too
+        daemon = std::make_unique<DaemonProcess>(
+            std::vector<std::string>{"--config", dir.file("sync.toml"), "--db", db, "--postgres",
+                                     up.daemon_conninfo, "--socket", dir.file("desktop.sock"),
+                                     "--replica", "desktop", "--log-level", "debug"},
+            dir.file("desktop.log"));
+        wait_for("the daemon starts",
+                 [&] { return daemon->log().find("sync (start)") != std::string::npos; });
+        app = std::make_unique<AppWriter>(db);
+        token = token_for(pair("phone").first, hs());
+    }
+
+    // lestash_endpoint_<name> of GET /metrics; -1 when it is not there.
+    std::int64_t metric(const std::string& name) {
+        const auto res = client().Get("/metrics");
+        REQUIRE(res);
+        const std::string line = "\nlestash_endpoint_" + name + " ";
+        const auto at = res->body.find(line);
+        return at == std::string::npos ? -1 : std::stoll(res->body.substr(at + line.size()));
+    }
+
+    void wait_for(const std::string& what, const std::function<bool()>& condition) {
+        if (!eventually(condition, std::chrono::seconds(180)))
+            FAIL("gave up waiting until " << what << "; the daemon's log:\n"
+                                          << daemon->log() << "\nthe endpoint's log:\n"
+                                          << endpoint->log());
+    }
+
+    // An attachment the app saves (`upload` false: its row without the
+    // file); its relative path once Postgres has what the daemon sends.
+    std::string attach(const std::string& bytes, const std::string& ext, bool upload = true) {
+        ItemFields item;
+        item.source_id = random_uuid();
+        item.content = "a note with an attachment " + *item.source_id;
+        const auto path = app->save_media(app->upsert_item(item), bytes, ext, upload);
+        const std::string stored =
+            "SELECT (SELECT count(*) FROM lestash.item_media WHERE local_path = '" + path +
+            "') + (SELECT count(*) FROM lestash.media_files f JOIN lestash.media_blobs b USING "
+            "(sha256) WHERE b.complete AND f.path = '" +
+            path + "')";
+        wait_for("Postgres has " + path, [&] { return count(stored) == (upload ? 2 : 1); });
+        return path;
+    }
+};
+
+// A GET of a media file as a phone makes it, the body hashed as it arrives.
+struct Fetched {
+    bool answered = false;  // a whole answer arrived (not cut)
+    int status = 0;
+    httplib::Headers headers;
+    std::string body;  // kept when `keep`, and always for an error
+    std::string sha256;
+    std::int64_t bytes = 0;
+    std::string header(const std::string& name) const {
+        const auto it = headers.find(name);
+        return it == headers.end() ? "" : it->second;
+    }
+    json error() const { return json::parse(body, nullptr, false); }
+};
+
+Fetched fetch(const EndpointFixture& f, const std::string& path, const std::string& token,
+              const std::string& range = "", std::int64_t stop_after = -1, bool keep = true) {
+    auto c = f.client();
+    httplib::Headers headers;
+    if (!token.empty())
+        headers.emplace("Authorization", "Bearer " + token);
+    if (!range.empty())
+        headers.emplace("Range", range);
+    Fetched out;
+    Sha256 hash;
+    const auto res = c.Get(
+        path.c_str(), headers,
+        [&](const httplib::Response& r) {
+            out.status = r.status;
+            out.headers = r.headers;
+            return true;
+        },
+        [&](const char* data, std::size_t n) {
+            const auto take = stop_after < 0
+                                  ? n
+                                  : static_cast<std::size_t>(std::min<std::int64_t>(
+                                        static_cast<std::int64_t>(n), stop_after - out.bytes));
+            hash.update(std::string_view(data, take));
+            if (keep || (out.status != 200 && out.status != 206))
+                out.body.append(data, take);
+            out.bytes += static_cast<std::int64_t>(take);
+            return stop_after < 0 || out.bytes < stop_after;
+        });
+    out.answered = static_cast<bool>(res);
+    out.sha256 = hash.hex_digest();
+    return out;
+}
+
+TEST_CASE_METHOD(DesktopAndPhone,
+                 "a phone fetches a media file byte-identical, resumes a cut download with "
+                 "Range, and gets 401, 400 or 404 with a message when it should",
+                 "[endpoint]") {
+    const std::string photo = std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF\x00", 11) +
+                              random_bytes(37'000) + std::string("\xFF\xD9", 2);
+    const std::string pdf = "%PDF-1.7\n" + random_bytes(3 * 1024 * 1024 + 12'345);
+    const auto photo_path = attach(photo, ".jpg");
+    const auto pdf_path = attach(pdf, ".pdf");
+
+    auto got = fetch(*this, "/api/media/" + photo_path, token);
+    INFO(endpoint->log());
+    REQUIRE(got.answered);
+    CHECK(got.status == 200);
+    CHECK(got.sha256 == sha256_hex(photo));
+    CHECK(got.body == photo);
+    CHECK(got.header("X-Lestash-Sha256") == sha256_hex(photo));
+    CHECK(got.header("ETag") == "\"" + sha256_hex(photo) + "\"");
+    CHECK(got.header("Content-Type") == "image/jpeg");
+    CHECK(got.header("Content-Length") == std::to_string(photo.size()));
+    CHECK(got.header("Accept-Ranges") == "bytes");
+
+    // A download cut after 1,234,567 bytes (mid-chunk) resumes from there.
+    const std::int64_t cut_at = 1'234'567;
+    const auto first = fetch(*this, "/api/media/" + pdf_path, token, "", cut_at);
+    CHECK_FALSE(first.answered);
+    REQUIRE(first.bytes == cut_at);
+    const auto rest =
+        fetch(*this, "/api/media/" + pdf_path, token, "bytes=" + std::to_string(cut_at) + "-");
+    REQUIRE(rest.answered);
+    CHECK(rest.status == 206);
+    CHECK(rest.header("Content-Range") == "bytes " + std::to_string(cut_at) + "-" +
+                                              std::to_string(pdf.size() - 1) + "/" +
+                                              std::to_string(pdf.size()));
+    CHECK(rest.header("Content-Length") == std::to_string(pdf.size() - cut_at));
+    CHECK(rest.header("Content-Type") == "application/pdf");
+    CHECK(sha256_hex(first.body + rest.body) == sha256_hex(pdf));
+    CHECK(sha256_hex(first.body + rest.body) == rest.header("X-Lestash-Sha256"));
+    // A closed range, a suffix, a range past the end cut to the end.
+    got = fetch(*this, "/api/media/" + pdf_path, token, "bytes=1048570-1048579");
+    CHECK(got.status == 206);
+    CHECK(got.body == pdf.substr(1048570, 10));
+    got = fetch(*this, "/api/media/" + pdf_path, token, "bytes=-100");
+    CHECK(got.status == 206);
+    CHECK(got.body == pdf.substr(pdf.size() - 100));
+    got = fetch(*this, "/api/media/" + photo_path, token, "bytes=37000-99999999");
+    CHECK(got.status == 206);
+    CHECK(got.body == photo.substr(37000));
+    // Ranges no byte of the file satisfies, or several at once: 416.
+    for (const std::string& range :
+         {"bytes=" + std::to_string(photo.size()) + "-", std::string("bytes=0-1,5-9")}) {
+        INFO(range);
+        got = fetch(*this, "/api/media/" + photo_path, token, range);
+        CHECK(got.status == 416);
+        CHECK(got.header("Content-Range") == "bytes */" + std::to_string(photo.size()));
+        CHECK(got.error()["error"].get<std::string>().find("resume with Range: bytes=") !=
+              std::string::npos);
+    }
+
+    // No token, or a bad one: 401, whatever the path.
+    const JwtKey wrong = hs256_key("lestash-hs256", base64url_encode(random_bytes(32)), "test");
+    for (const auto& bad : {std::string(), std::string("not-a-jwt"), token_for(random_uuid(), hs()),
+                            token_for(random_uuid(), wrong)}) {
+        got = fetch(*this, "/api/media/" + photo_path, bad);
+        CHECK(got.status == 401);
+        CHECK(got.bytes < 300);  // a JSON error, not the file
+        CHECK(got.error().contains("error"));
+    }
+
+    // Paths that could leave the media folder, or are no path: 400 before any
+    // look-up, even with Range (the error is not cut to it). The endpoint
+    // reads no local file at all; the bytes only ever come from Postgres.
+    for (const std::string bad :
+         {"../../../etc/passwd", "%2e%2e/%2e%2e/etc/passwd", "/etc/passwd", "1/%2e%2e/%2e%2e/x",
+          "1/a%00b.jpg", "1/a%5cb.jpg", "1//a.jpg", "1/"}) {
+        INFO(bad);
+        got = fetch(*this, "/api/media/" + bad, token, "bytes=5-");
+        CHECK(got.status == 400);
+        CHECK(got.error()["error"].get<std::string>().find("not a media path") !=
+              std::string::npos);
+    }
+    // A path no item names; one whose row arrived but whose file did not.
+    got = fetch(*this, "/api/media/1/0123456789ab.jpg", token, "bytes=5-");
+    CHECK(got.status == 404);
+    CHECK(got.error()["error"].get<std::string>().find("no item's media names") !=
+          std::string::npos);
+    const auto waiting = attach(random_bytes(1000), ".png", false);
+    got = fetch(*this, "/api/media/" + waiting, token);
+    CHECK(got.status == 404);
+    CHECK(got.error()["error"].get<std::string>().find("not in Postgres yet") != std::string::npos);
+
+    // The endpoint counts what it sent (once each answer's last byte has
+    // left). The cut download counts as cut, or as complete when the kernel
+    // took all its bytes before the phone went away.
+    const auto range_count = [&] { return metric("media_downloads_total{outcome=\"range\"}"); };
+    eventually([&] { return range_count() == 4; }, std::chrono::seconds(10));
+    CHECK(range_count() == 4);
+    CHECK(metric("media_downloads_total{outcome=\"complete\"}") +
+              metric("media_downloads_total{outcome=\"cut\"}") ==
+          2);
+    CHECK(metric("media_downloads_total{outcome=\"failed\"}") == 0);
+    CHECK(metric("media_bytes_total") >= static_cast<std::int64_t>(photo.size() + pdf.size()));
+    CHECK(metric("requests_total{route=\"/api/media\",status=\"404\"}") == 2);
+}
+
+TEST_CASE_METHOD(DesktopAndPhone,
+                 "a file whose bytes upstream are damaged is cut before its end, never handed "
+                 "out whole",
+                 "[endpoint]") {
+    const std::string bytes = random_bytes(2 * 1024 * 1024 + 100);
+    const auto path = attach(bytes, ".bin");
+    {  // one byte of the last chunk changed, its length kept
+        pqxx::connection c(up.admin_conninfo);
+        pqxx::nontransaction(c).exec(
+            "UPDATE lestash.media_chunks SET data = set_byte(data, 0, (get_byte(data, 0) + 1) % "
+            "256) "
+            "WHERE sha256 = '" +
+            sha256_hex(bytes) +
+            "' AND n = (SELECT max(n) FROM "
+            "lestash.media_chunks WHERE sha256 = '" +
+            sha256_hex(bytes) + "')");
+    }
+    for (const std::string& range : {std::string(), std::string("bytes=1000-")}) {
+        INFO("Range: " << range);
+        const auto got = fetch(*this, "/api/media/" + path, token, range);
+        CHECK(got.status == (range.empty() ? 200 : 206));
+        CHECK_FALSE(got.answered);  // cut: fewer bytes than Content-Length said
+        CHECK(got.bytes < static_cast<std::int64_t>(bytes.size()) - (range.empty() ? 0 : 1000));
+    }
+    // A range that ends before the damaged chunk is served (the phone checks
+    // the whole file's sha256 once it has it all).
+    const auto head = fetch(*this, "/api/media/" + path, token, "bytes=0-99");
+    CHECK(head.status == 206);
+    CHECK(head.body == bytes.substr(0, 100));
+    CHECK(endpoint->log().find("does not hash to " + sha256_hex(bytes)) != std::string::npos);
+    const auto failed = [&] { return metric("media_downloads_total{outcome=\"failed\"}"); };
+    eventually([&] { return failed() == 2; }, std::chrono::seconds(10));
+    CHECK(failed() == 2);
+}
+
+TEST_CASE_METHOD(DesktopAndPhone,
+                 "a 50 MB file is streamed to the phone with the endpoint's memory bounded",
+                 "[endpoint]") {
+    const std::string big = random_bytes(50 << 20);
+    const auto path = attach(big, ".bin");
+    const auto before = proc::memory(endpoint->pid());
+    REQUIRE(before);
+    const auto got = fetch(*this, "/api/media/" + path, token, "", -1, false);
+    REQUIRE(got.answered);
+    CHECK(got.status == 200);
+    CHECK(got.bytes == static_cast<std::int64_t>(big.size()));
+    CHECK(got.sha256 == sha256_hex(big));
+    const auto after = proc::memory(endpoint->pid());
+    REQUIRE(after);
+    WARN("lestash-endpoint peak RSS: " << before->peak_rss_kb / 1024.0 << " MiB before, "
+                                       << after->peak_rss_kb / 1024.0 << " MiB after sending "
+                                       << (big.size() >> 20) << " MiB");
+    // Generous: the file held in memory once would add 50 MiB.
+    CHECK(after->peak_rss_kb - before->peak_rss_kb < 40 * 1024);
 }
 
 }  // namespace

@@ -16,8 +16,8 @@
 #include "daemon_process.hpp"
 #include "fault_proxy.hpp"
 #include "lestash_sync/common/sha256.hpp"
-#include "lestash_sync/media/media_path.hpp"
 #include "lestash_sync/media/media_sync.hpp"
+#include "lestash_sync/media_store/media_path.hpp"
 #include "sync_fixture.hpp"
 
 namespace lestash::test {

@@ -103,6 +103,7 @@ class EndpointProcess {
 
     std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
     int port() const { return port_; }
+    pid_t pid() const { return child_->pid(); }
     // `lestash-endpoint pair --name NAME`: the one-time code it printed.
     std::string pairing_code(const std::string& name) const;
     const std::string& config_path() const { return config_; }

@@ -1,5 +1,5 @@
 // The phone endpoint's pure parts: an upload checked, ordered and mapped
-// (parse_upload), JWTs verified and signed, pairing codes.
+// (parse_upload), JWTs verified and signed, pairing codes, the metrics.
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 
@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "lestash_sync/endpoint/endpoint_config.hpp"
+#include "lestash_sync/endpoint/metrics.hpp"
 #include "lestash_sync/endpoint/secrets.hpp"
 #include "lestash_sync/endpoint/tokens.hpp"
 #include "lestash_sync/endpoint/upload_request.hpp"
@@ -307,6 +308,24 @@ TEST_CASE("the example endpoint config loads as documented, and mistakes are nam
         std::string::npos);
     CHECK(refused("[endpoint]\npowersync_url = \"x\"\n").find("no key to sign") !=
           std::string::npos);
+}
+
+TEST_CASE("the metrics count media downloads by how they ended, and their bytes", "[endpoint]") {
+    EndpointMetrics m;
+    m.media(MediaOutcome::complete, 100);
+    m.media(MediaOutcome::complete, 50);
+    m.media(MediaOutcome::range, 7);
+    m.media(MediaOutcome::failed, 3);
+    const std::string text = m.text();
+    for (const char* line : {"lestash_endpoint_media_downloads_total{outcome=\"complete\"} 2\n",
+                             "lestash_endpoint_media_downloads_total{outcome=\"range\"} 1\n",
+                             "lestash_endpoint_media_downloads_total{outcome=\"cut\"} 0\n",
+                             "lestash_endpoint_media_downloads_total{outcome=\"failed\"} 1\n",
+                             "# TYPE lestash_endpoint_media_bytes_total counter\n"
+                             "lestash_endpoint_media_bytes_total 160\n"}) {
+        INFO(line);
+        CHECK(text.find(line) != std::string::npos);
+    }
 }
 
 }  // namespace

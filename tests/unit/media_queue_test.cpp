@@ -6,8 +6,8 @@
 
 #include "app_writer.hpp"
 #include "lestash_sync/common/sha256.hpp"
-#include "lestash_sync/media/media_path.hpp"
 #include "lestash_sync/media/media_queue.hpp"
+#include "lestash_sync/media_store/media_path.hpp"
 #include "lestash_sync/replica/apply_scope.hpp"
 #include "lestash_sync/replica/replica.hpp"
 #include "temp_dir.hpp"
@@ -61,6 +61,15 @@ TEST_CASE("media paths that could leave the media folder are refused", "[media]"
     CHECK(name_digest_prefix("12/3f2a9c0d1b4e5.jpg").empty());
     CHECK(partial_path("/m/12/3f2a9c0d1b4e.jpg") == "/m/12/.3f2a9c0d1b4e.jpg.lestash-partial");
     CHECK(media_root("/home/me/.config/lestash/lestash.db") == "/home/me/.config/lestash/media");
+}
+
+TEST_CASE("a media file's Content-Type comes from its extension", "[media][endpoint]") {
+    CHECK(media_content_type("12/3f2a9c0d1b4e.jpg") == "image/jpeg");
+    CHECK(media_content_type("12/3f2a9c0d1b4e.JPEG") == "image/jpeg");
+    CHECK(media_content_type("12/paper.pdf") == "application/pdf");
+    CHECK(media_content_type("12/notes.txt") == "text/plain; charset=utf-8");
+    for (const char* other : {"12/3f2a9c0d1b4e", "12/x.unknown", "12/.jpg", "x.jpg/y", "12/a."})
+        CHECK(media_content_type(other) == "application/octet-stream");
 }
 
 TEST_CASE(

@@ -1,7 +1,8 @@
 // The phone's upload endpoint over HTTP(S) (cpp-httplib): POST /api/upload
 // (one CRUD transaction), POST /api/pair (a pairing code for a device
 // credential, once), POST /api/token (a device credential for a short-lived
-// PowerSync JWT), GET /healthz, GET /metrics. Limits: body size (413),
+// PowerSync JWT), GET /api/media/<path> (a media file, streamed from
+// Postgres, Range resumes), GET /healthz, GET /metrics. Limits: body size (413),
 // read/write timeouts, a fixed number of requests served at once (the rest
 // wait in the accept queue). One log line per request: method, path,
 // status, milliseconds, device; never a token, credential or code. The

@@ -20,7 +20,7 @@
 namespace lestash {
 
 // The schema version (migrations/postgres) the endpoint needs.
-inline constexpr int kEndpointUpstreamVersion = 9;
+inline constexpr int kEndpointUpstreamVersion = 11;
 
 class UpstreamPool {
   public:

@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "lestash_sync/media/media_queue.hpp"
-#include "lestash_sync/media/media_reader.hpp"
+#include "lestash_sync/media_store/media_reader.hpp"
 #include "lestash_sync/replica/replica.hpp"
 #include "lestash_sync/upstream/upstream.hpp"
 

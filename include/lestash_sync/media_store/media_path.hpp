@@ -24,6 +24,11 @@ std::string media_path_problem(std::string_view relative);
 // (`3f2a9c0d1b4e.jpg`), or empty when the name does not follow it.
 std::string name_digest_prefix(std::string_view relative);
 
+// The Content-Type a server gives the file, from its extension (any case):
+// the app's attachments (images, PDFs, audio, video, text), else
+// application/octet-stream.
+std::string media_content_type(std::string_view relative);
+
 // Where a download is written before it is verified and renamed into
 // place: `.<name>.lestash-partial` beside the target.
 std::filesystem::path partial_path(const std::filesystem::path& target);
