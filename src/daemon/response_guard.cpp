@@ -1,6 +1,7 @@
 // The no-answer guard on the Postgres sockets (see response_guard.hpp).
 #include "lestash_sync/daemon/response_guard.hpp"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
@@ -10,6 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <optional>
 
@@ -22,11 +25,13 @@ struct Quiet {
 
 // How long ago `fd` last sent and last received data, by the kernel's clocks
 // (bytes count when they arrive, not when libpq reads them); nothing when the
-// socket is not TCP.
+// socket is not TCP, or no longer an open connection (the server closed it,
+// or TCP gave up on it: libpq has seen or will see that itself).
 std::optional<Quiet> quiet_for(int fd) {
     tcp_info info{};
     socklen_t length = sizeof info;
-    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0)
+    if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) != 0 ||
+        info.tcpi_state != TCP_ESTABLISHED)
         return std::nullopt;
     return Quiet{std::chrono::milliseconds(info.tcpi_last_data_sent),
                  std::chrono::milliseconds(info.tcpi_last_data_recv)};
@@ -92,6 +97,7 @@ ResponseGuard::~ResponseGuard() {
     }
     wake_.notify_one();
     thread_.join();
+    close_watched();
 }
 
 void ResponseGuard::set_timeout(std::chrono::milliseconds timeout) {
@@ -101,11 +107,22 @@ void ResponseGuard::set_timeout(std::chrono::milliseconds timeout) {
 
 void ResponseGuard::watch(const std::vector<int>& sockets, const std::string& target) {
     std::lock_guard<std::mutex> lock(mutex_);
-    sockets_.clear();
+    close_watched();
     for (const int fd : sockets) {
         struct stat st {};
-        if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode))
-            sockets_.push_back({fd, st.st_dev, st.st_ino});
+        if (fd < 0 || ::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+            continue;
+        // The guard's own descriptor of the socket: libpq closes its fd when
+        // it finds the connection lost, on the worker's thread and without a
+        // word to the guard, and the number can then name another file at
+        // once. Shutting down this duplicate cuts the same connection, and
+        // only the guard ever closes it.
+        const int own = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (own >= 0)
+            sockets_.push_back({own});
+        else
+            spdlog::warn("cannot watch the connection to Postgres at {} for a missing answer: {}",
+                         target, std::strerror(errno));
     }
     target_ = target;
     wake_.notify_one();
@@ -113,6 +130,11 @@ void ResponseGuard::watch(const std::vector<int>& sockets, const std::string& ta
 
 void ResponseGuard::forget() {
     std::lock_guard<std::mutex> lock(mutex_);
+    close_watched();
+}
+
+void ResponseGuard::close_watched() {
+    for (const auto& s : sockets_) ::close(s.fd);
     sockets_.clear();
 }
 
@@ -150,8 +172,7 @@ void ResponseGuard::run() {
 
 void ResponseGuard::check() {
     for (auto& s : sockets_) {
-        struct stat st {};
-        if (s.dropped || ::fstat(s.fd, &st) != 0 || st.st_dev != s.device || st.st_ino != s.inode)
+        if (s.dropped)
             continue;
         const auto waited = waited_on(s.fd, worker_);
         if (!waited || *waited < timeout_)

@@ -185,4 +185,31 @@ TEST_CASE("the guard leaves answered and forgotten connections alone, idle ones 
     }
 }
 
+// libpq closes its socket itself when it finds the connection lost, on the
+// worker's thread, and the number may name another file at once. A guard
+// going by the number raced that close (ThreadSanitizer reported libpq's
+// close() in the change-log read against the guard's fstat) and could cut
+// whatever connection took the number. Here the number is taken over by
+// another connection (dup2, as a reuse would): the guard still cuts the
+// connection it was given, through its own descriptor, and never the other.
+TEST_CASE("the guard cuts the socket it was given, not whatever later takes its number",
+          "[response_guard][network]") {
+    TcpPair given, other;
+    ResponseGuard guard(100ms);
+    guard.watch({given.fd[0]}, "test server");
+    guard.busy(true);
+    given.send(0, "SELECT 1");
+    CHECK(given.receive(1) == "SELECT 1");
+    other.send(0, "SELECT 2");  // as unanswered as the given one
+    CHECK(other.receive(1) == "SELECT 2");
+
+    REQUIRE(::dup2(other.fd[0], given.fd[0]) == given.fd[0]);
+    // Blocked in poll (as libpq is) until the given connection is cut.
+    CHECK(given.receive(1).empty());
+    CHECK(guard.dropped() == 1);
+    other.send(1, "1");
+    CHECK(other.receive(0) == "1");
+    guard.forget();
+}
+
 }  // namespace lestash::test

@@ -33,7 +33,10 @@ class ResponseGuard {
     // has been quiet both ways for `timeout` while the worker is blocked in
     // poll. Sockets that are not TCP (a unix socket) are left alone.
     void watch(const std::vector<int>& sockets, const std::string& target);
-    // Stops watching; call it before the sockets are closed.
+    // Stops watching. The guard acts on duplicates of the sockets it was
+    // given (never on the numbers, which libpq may close and the process
+    // reuse at any time), so a connection is closed for good only once the
+    // guard forgets it too: call it when the connection is dropped.
     void forget();
     // The worker (the calling thread) started or finished work that may
     // wait on the sockets. The guard only looks while busy, so an idle
@@ -46,13 +49,12 @@ class ResponseGuard {
 
   private:
     struct Watched {
-        int fd;
-        dev_t device;
-        ino_t inode;  // the fd still names the socket it was given for
+        int fd;  // the guard's own duplicate (see watch)
         bool dropped = false;
     };
     void run();
     void check();
+    void close_watched();  // with mutex_ held
 
     mutable std::mutex mutex_;
     std::condition_variable wake_;
