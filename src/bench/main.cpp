@@ -125,6 +125,8 @@ int main(int argc, char** argv) {
     sync->add_option("--postgres", postgres,
                      "admin conninfo (a scratch database is created and dropped); default: a "
                      "private server started for the run");
+    bool push_only = false;
+    sync->add_flag("--push-only", push_only, "measure the push phase alone");
     DaemonBenchOptions daemon_options;
     auto* daemon = app.add_subcommand(
         "daemon", "two running lestash-syncd: propagation latency, idle cost, memory, bulk rate");
@@ -172,7 +174,7 @@ int main(int argc, char** argv) {
             else
                 print_table(result);
         } else if (*sync) {
-            const auto result = bench_sync(dir, items, postgres);
+            const auto result = bench_sync(dir, items, postgres, push_only);
             if (json)
                 std::cout << nlohmann::json{{"sync", result}}.dump() << "\n";
             else

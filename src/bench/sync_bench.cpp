@@ -244,7 +244,7 @@ void bench_verify(const SyncBench& b, json& r) {
 
 }  // namespace
 
-json bench_sync(const fs::path& dir, int items, const std::string& admin_conninfo) {
+json bench_sync(const fs::path& dir, int items, const std::string& admin_conninfo, bool push_only) {
     std::unique_ptr<LocalPostgres> server;
     std::string admin = admin_conninfo;
     if (admin.empty()) {
@@ -267,13 +267,15 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
 
     json r = {{"items", items}};
     bench_push(bench, r);
-    bench_bootstrap(bench, r);
-    bench_pull(bench, r);
-    bench_verify(bench, r);
-    const auto [daemon_bytes, app_bytes] = disk_split(bench.b_path);
-    r["metadata_bytes"] = daemon_bytes;
-    r["app_bytes"] = app_bytes;
-    r["metadata_ratio"] = static_cast<double>(daemon_bytes) / static_cast<double>(app_bytes);
+    if (!push_only) {
+        bench_bootstrap(bench, r);
+        bench_pull(bench, r);
+        bench_verify(bench, r);
+        const auto [daemon_bytes, app_bytes] = disk_split(bench.b_path);
+        r["metadata_bytes"] = daemon_bytes;
+        r["app_bytes"] = app_bytes;
+        r["metadata_ratio"] = static_cast<double>(daemon_bytes) / static_cast<double>(app_bytes);
+    }
 
     pqxx::connection c(admin);
     pqxx::nontransaction(c).exec("DROP DATABASE " + scratch + " WITH (FORCE)");
@@ -285,9 +287,13 @@ void print_sync_table(const json& r) {
     std::printf("  %-10s %12s %12s %8s\n", "phase", "rows/s", "raw rows/s", "ratio");
     for (const char* phase : {"push", "pull", "bootstrap"}) {
         const std::string k = phase;
+        if (!r.contains(k + "_ratio"))
+            continue;
         std::printf("  %-10s %12.0f %12.0f %8.2f\n", phase, r[k + "_rows_per_s"].get<double>(),
                     r[k + "_raw_rows_per_s"].get<double>(), r[k + "_ratio"].get<double>());
     }
+    if (!r.contains("bootstrap_seconds"))
+        return;
     std::printf("  bootstrap: %.1f s wall, peak RSS %.1f MiB\n",
                 r["bootstrap_seconds"].get<double>(), r["bootstrap_peak_rss_mib"].get<double>());
     std::printf("  verify (%d items): %.1f s wall, peak RSS %.1f MiB\n", 2 * r["items"].get<int>(),

@@ -14,8 +14,9 @@ namespace lestash::bench {
 // Removes the capture triggers: a v11 database as the app alone has it.
 void drop_capture_triggers(sqlite::Connection& db);
 
+// `push_only`: the push phase alone (for profiling and quick comparisons).
 nlohmann::json bench_sync(const std::filesystem::path& dir, int items,
-                          const std::string& admin_conninfo);
+                          const std::string& admin_conninfo, bool push_only = false);
 void print_sync_table(const nlohmann::json& r);
 
 }  // namespace lestash::bench

@@ -110,6 +110,9 @@ class PushBuilder {
                 std::vector<RowChange>& out)
         : rows_(db), ids_(ids), maps_(maps), out_(out) {}
     detail::StatementCache& rows() { return rows_; }
+    // Whether a row got a random identity: one a lost assignment could not
+    // make again the same way (a name-based one, version 3, it would).
+    bool assigned_random() const { return assigned_random_; }
 
     const TableMapping& map(const std::string& table) const {
         for (const auto& m : maps_)
@@ -216,6 +219,8 @@ class PushBuilder {
             if (detail::read_local_row(rows_, m, {sqlite::Value{holder->local_id}}))
                 uuid = random_uuid();
         }
+        if (uuid[14] != '3')
+            assigned_random_ = true;
         ids_.set(m.spec->name, local_id, uuid, std::nullopt);
         return uuid;
     }
@@ -225,6 +230,7 @@ class PushBuilder {
     const std::vector<TableMapping>& maps_;
     std::vector<RowChange>& out_;
     std::map<std::pair<std::string, std::string>, std::string> added_;
+    bool assigned_random_ = false;
 };
 
 }  // namespace
@@ -401,7 +407,9 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
 
     pacer_.before_write();
     const auto t0 = std::chrono::steady_clock::now();
-    sqlite::Transaction txn(replica_.db());
+    // Not waiting for the disk: a lost name-based identity is assigned again
+    // the same way from the same rows (see assigned_random below).
+    detail::DiskDeferredTransaction txn(replica_.db());
     PushBuilder builder(replica_.db(), ids_, mappings_, batch.upserts);
     for (const auto& key : coalesced.order) {
         const auto it = coalesced.rows.find(key);
@@ -422,7 +430,14 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
         if (uuid && !upserted.count(*uuid))
             batch.deletes.emplace_back(&m, *uuid);
     }
-    txn.commit();  // new identities are durable before Postgres hears of them
+    txn.commit();
+    if (builder.assigned_random()) {
+        // New random identities are on disk before Postgres hears of them:
+        // a commit that waits for the disk takes every earlier one with it.
+        sqlite::Transaction durable(replica_.db());
+        replica_.set_meta("identities_on_disk_through", std::to_string(batch.last_seq));
+        durable.commit();
+    }
     pacer_.after_write(std::chrono::steady_clock::now() - t0);
     return batch;
 }
@@ -449,7 +464,16 @@ void SyncEngine::send_push(pqxx::work& tx, PreparedPush& batch, bool isolate_row
 void SyncEngine::finish_push(const PreparedPush& batch) {
     pacer_.before_write();
     const auto t0 = std::chrono::steady_clock::now();
-    sqlite::Transaction txn(replica_.db());
+    // A finish lost to a power cut leaves the state of a crash right after
+    // the Postgres commit, which the retried batch recovers (already
+    // applied: skipped, outbox cleared). Dead letters are not re-derived
+    // that way: a batch with any waits for the disk.
+    std::optional<detail::DiskDeferredTransaction> deferred;
+    std::optional<sqlite::Transaction> on_disk;
+    if (batch.dead.empty())
+        deferred.emplace(replica_.db());
+    else
+        on_disk.emplace(replica_.db());
     replica_.outbox().drop_through(batch.last_seq);
     std::map<std::string, const std::string*> link_rows;  // uuid -> table
     for (const auto& u : batch.upserts)
@@ -474,7 +498,10 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
     }
     DeadLetters dead_letters(replica_.db());
     for (const auto& d : batch.dead) dead_letters.add(d);
-    txn.commit();
+    if (deferred)
+        deferred->commit();
+    else
+        on_disk->commit();
     pacer_.after_write(std::chrono::steady_clock::now() - t0);
 }
 

@@ -645,3 +645,26 @@ TEST_CASE_METHOD(TwoReplicas, "random values of every storage class round-trip e
     require_converged(a);
     require_converged(b);
 }
+
+TEST_CASE_METHOD(OneReplica,
+                 "a push's relaxed commits leave the connection as it was and put random "
+                 "identities on disk before Postgres hears of them",
+                 "[sync][push]") {
+    auto& db = a.replica().db();
+    const auto level = db.query_int("PRAGMA synchronous");
+    REQUIRE(level >= 2);  // FULL: what a commit that waits for the disk needs
+    AppWriter app(a.path());
+    app.insert_item(post("durable-1", "named by its natural key"));
+    a.engine().push_all();
+    CHECK(db.query_int("PRAGMA synchronous") == level);
+    CHECK_FALSE(a.replica().meta("identities_on_disk_through"));  // assigned again alike if lost
+
+    ItemFields note;
+    note.content = "a note has no natural key: its identity is random";
+    app.insert_item(note);
+    a.engine().push_all();
+    CHECK(db.query_int("PRAGMA synchronous") == level);
+    CHECK(a.replica().meta("identities_on_disk_through"));
+    CHECK(a.replica().outbox().empty());
+    require_converged(a);
+}
