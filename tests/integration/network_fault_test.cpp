@@ -95,7 +95,9 @@ void write_like_the_app(const std::string& db_path, const std::string& prefix, s
                 out.tags.insert({source_id, tag});
             } else {
                 const auto at = rng() % mine.size();
-                const auto [source_id, id] = mine[at];
+                // Not a structured binding: clang 14 cannot capture one in the lambda below.
+                const auto source_id = mine[at].first;
+                const auto id = mine[at].second;
                 app.delete_item(id);
                 mine.erase(mine.begin() + static_cast<std::ptrdiff_t>(at));
                 std::lock_guard<std::mutex> lock(mutex);
