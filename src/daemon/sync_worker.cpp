@@ -336,7 +336,7 @@ void SyncWorker::run() {
             cycle_and_reschedule(bits);
         // Files move after a cycle (its rows may name new ones) or when a
         // transfer or retry is due; other wake-ups leave them be.
-        if (run_cycle || Clock::now() >= next_media_step())
+        if (run_cycle || media_due())
             media_step(bits);
         if (on_cycle_)
             on_cycle_();
@@ -366,6 +366,15 @@ void SyncWorker::media_step(unsigned bits) {
     } catch (const Error& e) {
         record_error("media files", e.what());
     }
+}
+
+// Not `Clock::now() >= next_media_step()`: with more to move that compares
+// two readings of the clock in an order the compiler picks (clang reads the
+// left first, so it was always false and the worker spun on 1 ms waits with
+// the transfer never moving).
+bool SyncWorker::media_due() const {
+    return media_ &&
+           (media_more_ || (media_retry_ && std::chrono::system_clock::now() >= *media_retry_));
 }
 
 Clock::time_point SyncWorker::next_media_step() const {

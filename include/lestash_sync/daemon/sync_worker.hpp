@@ -103,6 +103,7 @@ class SyncWorker {
     // the files waiting for it due now.
     void media_step(unsigned bits);
     std::chrono::steady_clock::time_point next_media_step() const;
+    bool media_due() const;
     // Answers the jobs left and lets go of the connections.
     void finish();
     void cycle(const char* why);
