@@ -413,19 +413,6 @@ TEST_CASE("under systemd the daemon says READY, STATUS, WATCHDOG and STOPPING",
     ::close(fd);
 }
 
-// The daemon under test is built like this binary (one build dir).
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-constexpr bool kThreadSanitizer = true;
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-
 TEST_CASE("an idle daemon sleeps: no thread wakes while nothing changes", "[daemon][idle]") {
     if (kThreadSanitizer) {
         // Its runtime's own thread (unnamed, like the daemon's) wakes every

@@ -19,6 +19,7 @@
 #include "lestash_sync/endpoint/secrets.hpp"
 #include "lestash_sync/endpoint/tokens.hpp"
 #include "powersync_rig.hpp"
+#include "skip.hpp"
 #include "sync_fixture.hpp"
 #include "temp_dir.hpp"
 
@@ -589,8 +590,11 @@ TEST_CASE_METHOD(DesktopAndPhone,
     WARN("lestash-endpoint peak RSS: " << before->peak_rss_kb / 1024.0 << " MiB before, "
                                        << after->peak_rss_kb / 1024.0 << " MiB after sending "
                                        << (big.size() >> 20) << " MiB");
-    // Generous: the file held in memory once would add 50 MiB.
-    CHECK(after->peak_rss_kb - before->peak_rss_kb < 40 * 1024);
+    // Generous: the file held in memory once would add 50 MiB. Not under
+    // ASan, whose quarantine keeps freed chunks (256 MB by default): the
+    // release pass checks it.
+    if (!kAddressSanitizer)
+        CHECK(after->peak_rss_kb - before->peak_rss_kb < 40 * 1024);
 }
 
 }  // namespace

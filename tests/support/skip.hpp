@@ -12,4 +12,30 @@ void skip_test(const std::string& reason);
 // Whether a test case of this run called skip_test.
 bool test_skipped();
 
+// How this binary, and so the programs of its build dir under test, was
+// built: some figures mean something else under a sanitizer (TSan's own
+// thread wakes ten times a second; ASan's quarantine keeps freed memory).
+#if defined(__SANITIZE_THREAD__)
+constexpr bool kThreadSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+constexpr bool kThreadSanitizer = true;
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#else
+constexpr bool kThreadSanitizer = false;
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 }  // namespace lestash::test
