@@ -15,25 +15,19 @@ bool test_skipped();
 // How this binary, and so the programs of its build dir under test, was
 // built: some figures mean something else under a sanitizer (TSan's own
 // thread wakes ten times a second; ASan's quarantine keeps freed memory).
-#if defined(__SANITIZE_THREAD__)
-constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
+// gcc names them __SANITIZE_*__, clang answers __has_feature.
+#if defined(__has_feature)
+#define LESTASH_HAS_FEATURE(x) __has_feature(x)
+#else
+#define LESTASH_HAS_FEATURE(x) 0
+#endif
+#if defined(__SANITIZE_THREAD__) || LESTASH_HAS_FEATURE(thread_sanitizer)
 constexpr bool kThreadSanitizer = true;
 #else
 constexpr bool kThreadSanitizer = false;
 #endif
-#else
-constexpr bool kThreadSanitizer = false;
-#endif
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || LESTASH_HAS_FEATURE(address_sanitizer)
 constexpr bool kAddressSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
-#else
-constexpr bool kAddressSanitizer = false;
-#endif
 #else
 constexpr bool kAddressSanitizer = false;
 #endif
