@@ -324,11 +324,10 @@ void SyncWorker::run() {
         if (bits & kStop || stopping_)
             break;
         bits |= due_recheck(bits);
-        // The notification connection can drop while we wait: retry on the
-        // backoff schedule from now, not at the next safety pull.
-        if (!failing_before && failing())
-            due_ = next_unasked_cycle();
         bits |= follow_requests(bits);
+        // The notification connection can drop while we wait, a job can
+        // find Postgres gone.
+        retry_if_it_failed(failing_before);
         const bool timed_out = Clock::now() >= due_;
         const bool run_cycle =
             (bits & (kSync | kRemote)) || timed_out || ((bits & kLocal) && local_commit_to_push());
@@ -336,8 +335,11 @@ void SyncWorker::run() {
             cycle_and_reschedule(bits);
         // Files move after a cycle (its rows may name new ones) or when a
         // transfer or retry is due; other wake-ups leave them be.
-        if (run_cycle || media_due())
+        if (run_cycle || media_due()) {
+            const bool failing_before_media = failing();
             media_step(bits);
+            retry_if_it_failed(failing_before_media);
+        }
         if (on_cycle_)
             on_cycle_();
     }
@@ -386,6 +388,16 @@ Clock::time_point SyncWorker::next_media_step() const {
         return kNever;
     return Clock::now() + std::chrono::duration_cast<Clock::duration>(
                               *media_retry_ - std::chrono::system_clock::now());
+}
+
+// A step outside a cycle that finds Postgres gone (a lost notification
+// connection, a job, moving files) schedules the first retry on the backoff
+// schedule from now, as a failed cycle does: while failing, local changes
+// start no cycle, so the retry would otherwise wait for the safety pull
+// (5 minutes by default) with the app's writes piling up in the outbox.
+void SyncWorker::retry_if_it_failed(bool failing_before) {
+    if (!failing_before && failing())
+        due_ = next_unasked_cycle();
 }
 
 Clock::time_point SyncWorker::next_unasked_cycle() {

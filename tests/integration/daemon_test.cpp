@@ -265,6 +265,70 @@ TEST_CASE("a Postgres lock held past the response timeout: the daemon drops, ret
     require_converged(r);
 }
 
+// The same silence, met by the media step that follows a cycle (it reads
+// what media files take in Postgres): the daemon goes offline there, outside
+// a cycle, and must retry on its backoff schedule. Before, the first retry
+// came at the next safety pull (set to an hour here), and the app's writes
+// meanwhile started none.
+TEST_CASE(
+    "Postgres silent during the media step: the daemon retries with backoff, not at the "
+    "safety pull",
+    "[daemon][lock][media]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    create_lestash_db(dir.file("a.db"), 11);
+    std::ofstream(dir.file("sync.toml"))
+        << "[postgres]\nresponse_timeout_seconds = 2\n[sync]\nmax_backoff_seconds = 2\n"
+           "safety_pull_seconds = 3600\n";
+    auto args = daemon_args(dir, "a", up.daemon_conninfo);
+    args.insert(args.end(), {"--config", dir.file("sync.toml")});
+    DaemonProcess da(args, dir.file("a.log"));
+    require_started(da);
+    auto status = [&] {
+        try {
+            ControlClient c(dir.file("a.sock"));
+            return c.call("status", nlohmann::json::object(), {}, 10s);
+        } catch (const std::exception& e) {
+            return nlohmann::json{{"state", "unreachable"}, {"detail", e.what()}};
+        }
+    };
+    auto idle_and_connected = [&] {
+        const auto st = status();
+        return st["state"] == "idle" && st["postgres"]["connected"] == true;
+    };
+    INFO(da.log());
+    REQUIRE(eventually(idle_and_connected));
+
+    pqxx::connection admin(up.admin_conninfo);
+    pqxx::work lock(admin);
+    lock.exec("LOCK TABLE lestash.media_blobs IN ACCESS EXCLUSIVE MODE");
+    {
+        // An asked-for sync reads the media figures afresh after its cycle.
+        ControlClient c(dir.file("a.sock"));
+        c.call("sync.now", {{"wait", false}}, {}, 10s);
+    }
+    REQUIRE(
+        eventually([&] { return da.log().find("no answer from Postgres") != std::string::npos; }));
+    REQUIRE(eventually([&] { return status()["state"] == "offline"; }));
+    lock.abort();
+    AppWriter app(dir.file("a.db"));
+    app.upsert_item(note("media-lock-1", "written once Postgres answers again"));
+    const bool back = eventually(idle_and_connected, 30s);
+    const bool pushed = eventually(
+        [&] {
+            pqxx::connection c(up.admin_conninfo);
+            pqxx::read_transaction t(c);
+            return pg_count(t,
+                            "SELECT count(*) FROM lestash.items WHERE source_id = "
+                            "'media-lock-1'") == 1;
+        },
+        30s);
+    INFO("status " << status().dump() << "\na.log:\n" << da.log());
+    CHECK(back);
+    CHECK(pushed);
+    CHECK(da.stop(SIGTERM) == 0);
+}
+
 TEST_CASE("a second daemon on the same database refuses to start, naming the first", "[daemon]") {
     TempDir dir;
     const auto up = fresh_upstream();
@@ -523,7 +587,9 @@ TEST_CASE("SIGHUP applies the replica name, the request timeout and a moved sock
     write_config(keys);
     REQUIRE(reload(da, "configuration reloaded\n"));
     CHECK_FALSE(std::filesystem::exists(dir.file("one/syncd.sock")));
-    CHECK(status_at(keys.socket)["replica"]["name"] == "after");
+    // The sync worker takes the new name between its cycles, a moment after
+    // the main thread has logged the reload.
+    CHECK(eventually([&] { return status_at(keys.socket)["replica"]["name"] == "after"; }, 10s));
     {
         // A client that sends nothing is cut off with the new timeout's words.
         const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -525,8 +525,15 @@ TEST_CASE("cuts, stalls, refusals, a blackhole and Postgres restarts lose and du
     proxy.set_blackhole(false);
     std::cout << "  blackhole lifted after " << std::chrono::duration<double>(blackhole).count()
               << " s" << std::endl;
-    if (!(a_offline && b_offline && a_timed_out && b_timed_out))
+    if (!(a_offline && b_offline && a_timed_out && b_timed_out)) {
+        // First, short, on stdout: a CI report may keep only the head and tail.
+        for (const auto& [name, d] : {std::pair{"a", da.get()}, std::pair{"b", db.get()}})
+            std::cout << "  " << name << ": status "
+                      << status_of(dir.file(std::string(name) + ".sock")) << "\n  " << name
+                      << ".log, last lines:\n"
+                      << d->log_tail(25) << std::endl;
         UNSCOPED_INFO(logs());
+    }
     CHECK(a_offline);
     CHECK(b_offline);
     CHECK(a_timed_out);

@@ -41,6 +41,18 @@ std::string DaemonProcess::log() const {
     return read_file(log_path_);
 }
 
+std::string DaemonProcess::log_tail(std::size_t lines) const {
+    const std::string text = log();
+    std::size_t start = text.size();
+    // A final newline ends the last line; it does not begin another.
+    if (start > 0 && text[start - 1] == '\n')
+        --start;
+    for (std::size_t seen = 0; start > 0 && seen < lines; --start)
+        if (text[start - 1] == '\n' && ++seen == lines)
+            break;
+    return text.substr(start);
+}
+
 bool eventually(const std::function<bool()>& condition, std::chrono::seconds deadline) {
     const auto end = std::chrono::steady_clock::now() + deadline;
     for (;;) {

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -35,6 +36,9 @@ class DaemonProcess {
     int wait(std::chrono::seconds timeout = std::chrono::seconds(300));
     void signal(int sig) const { child_.signal(sig); }
     std::string log() const;
+    // The last `lines` lines of the log: what a failure prints first, where
+    // a truncated CI report still shows it.
+    std::string log_tail(std::size_t lines) const;
 
   private:
     std::string log_path_;

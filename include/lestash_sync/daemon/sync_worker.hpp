@@ -88,6 +88,8 @@ class SyncWorker {
     // The thread's loop: wait, follow requests, run a cycle when one is due.
     void run();
     std::chrono::steady_clock::time_point next_unasked_cycle();
+    // Reschedules the retry when a step outside a cycle began the failing.
+    void retry_if_it_failed(bool failing_before);
     // kLocal when a re-check of an earlier file event is due now.
     unsigned due_recheck(unsigned bits);
     // Reload, pause, resume and jobs; returns the request bits they add.
