@@ -173,7 +173,8 @@ bool SyncWorker::connect() {
             s.postgres_connected = true;
             s.upstream_schema_version = version;
         });
-        backoff_.reset();
+        if (!media_failing_)
+            backoff_.reset();
         return true;
     } catch (const Error& e) {
         const bool transient = dynamic_cast<const UpstreamError*>(&e) &&
@@ -263,7 +264,11 @@ void SyncWorker::cycle(const char* why) {
             std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                 .count(),
             recovering);
-        backoff_.reset();
+        // A media step failing after every good cycle must not keep the
+        // retries at the first step of the backoff: it resets after a media
+        // step that works.
+        if (!media_failing_)
+            backoff_.reset();
     } catch (const UpstreamError& e) {
         if (e.transient()) {
             disconnect(e.what());
@@ -329,14 +334,13 @@ void SyncWorker::run() {
             break;
         bits |= due_recheck(bits);
         bits |= follow_requests(bits);
-        // The notification connection can drop while we wait, a job can
-        // find Postgres gone.
-        retry_if_it_failed(failing_before);
         const bool timed_out = Clock::now() >= due_;
         const bool run_cycle =
             (bits & (kSync | kRemote)) || timed_out || ((bits & kLocal) && local_commit_to_push());
         if (run_cycle)
-            cycle_and_reschedule(bits);
+            cycle_and_reschedule(bits);  // which schedules the next one itself
+        else
+            retry_if_it_failed(failing_before);  // the notification connection dropped
         // Files move after a cycle (its rows may name new ones) or when a
         // transfer or retry is due; other wake-ups leave them be.
         if (run_cycle || media_due()) {
@@ -352,8 +356,13 @@ void SyncWorker::run() {
 
 void SyncWorker::media_step(unsigned bits) {
     media_more_ = false;
-    if (!media_ || paused_ || failing())
+    if (!media_ || paused_ || failing()) {
+        // Recomputed by the next step that runs. Were it kept, a retry
+        // time that has passed would make media_due() true at every
+        // wake-up: a spin while paused or in error.
+        media_retry_.reset();
         return;
+    }
     try {
         if (bits & kSync)
             media_->retry_now();
@@ -364,12 +373,15 @@ void SyncWorker::media_step(unsigned bits) {
         media_retry_ = step.next_retry;
         const auto counts = media_->counts();
         status_.update([&](DaemonStatus& s) { s.media = counts; });
+        media_failing_ = false;
     } catch (const UpstreamError& e) {
+        media_failing_ = true;
         if (e.transient())
             disconnect(e.what());
         else
             record_error("media files", e.what());
     } catch (const Error& e) {
+        media_failing_ = true;
         record_error("media files", e.what());
     }
 }
@@ -395,7 +407,7 @@ Clock::time_point SyncWorker::next_media_step() const {
 }
 
 // A step outside a cycle that finds Postgres gone (a lost notification
-// connection, a job, moving files) schedules the first retry on the backoff
+// connection, moving files) schedules the next retry on the backoff
 // schedule from now, as a failed cycle does: while failing, local changes
 // start no cycle, so the retry would otherwise wait for the safety pull
 // (5 minutes by default) with the app's writes piling up in the outbox.

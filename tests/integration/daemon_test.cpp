@@ -329,6 +329,79 @@ TEST_CASE(
     CHECK(da.stop(SIGTERM) == 0);
 }
 
+// A media step that fails every time while the cycles work (here Postgres
+// refuses the read of what media files take: a revoked privilege) retries on
+// a growing backoff. Each retry's good cycle used to reset the backoff, so
+// the daemon retried, logged and reconnected about once a second for ever.
+TEST_CASE("a media step that keeps failing retries on a growing backoff, then recovers",
+          "[daemon][media][backoff]") {
+    TempDir dir;
+    const auto up = fresh_upstream();
+    create_lestash_db(dir.file("a.db"), 11);
+    std::ofstream(dir.file("sync.toml"))
+        << "[sync]\nmax_backoff_seconds = 8\nsafety_pull_seconds = 3600\n";
+    auto args = daemon_args(dir, "a", up.daemon_conninfo);
+    args.insert(args.end(), {"--config", dir.file("sync.toml")});
+    DaemonProcess da(args, dir.file("a.log"));
+    require_started(da);
+    auto state = [&] {
+        try {
+            ControlClient c(dir.file("a.sock"));
+            return c.call("status", nlohmann::json::object(), {}, 10s)["state"].get<std::string>();
+        } catch (const std::exception& e) {
+            return std::string("unreachable: ") + e.what();
+        }
+    };
+    REQUIRE(eventually([&] { return state() == "idle"; }));
+    pqxx::connection admin(up.admin_conninfo);
+    {
+        pqxx::work w(admin);
+        w.exec("REVOKE SELECT ON lestash.media_blobs FROM lestash_sync");
+        w.commit();
+    }
+    {
+        // An asked-for sync reads the media figures afresh after its cycle.
+        ControlClient c(dir.file("a.sock"));
+        c.call("sync.now", {{"wait", false}}, {}, 10s);
+    }
+    REQUIRE(eventually([&] { return state() == "error"; }));
+    auto media_errors = [&] {
+        const std::string log = da.log();
+        int n = 0;
+        for (auto at = log.find("media files:"); at != std::string::npos;
+             at = log.find("media files:", at + 1))
+            ++n;
+        return n;
+    };
+    const int first = media_errors();
+    std::this_thread::sleep_for(20s);
+    const int retries = media_errors() - first;
+    INFO(retries << " media retries in 20 s\na.log:\n" << da.log());
+    // A backoff of 0.5-1, 1-2, 2-4, 4-8, then 4-8 s gives 3 to 7 retries in
+    // 20 s (fewer on a slow machine); a reset one, 20 or more.
+    CHECK(retries >= 1);
+    CHECK(retries <= 12);
+
+    {
+        pqxx::work w(admin);
+        w.exec("GRANT SELECT ON lestash.media_blobs TO lestash_sync");
+        w.commit();
+    }
+    AppWriter app(dir.file("a.db"));
+    app.upsert_item(note("media-backoff-1", "written once the media step works again"));
+    CHECK(eventually(
+        [&] {
+            pqxx::connection c(up.admin_conninfo);
+            pqxx::read_transaction t(c);
+            return pg_count(t,
+                            "SELECT count(*) FROM lestash.items WHERE source_id = "
+                            "'media-backoff-1'") == 1;
+        },
+        60s));
+    CHECK(eventually([&] { return state() == "idle"; }, 30s));
+    CHECK(da.stop(SIGTERM) == 0);
+}
+
 TEST_CASE("a second daemon on the same database refuses to start, naming the first", "[daemon]") {
     TempDir dir;
     const auto up = fresh_upstream();

@@ -132,7 +132,8 @@ class SyncWorker {
     std::unique_ptr<SyncEngine> engine_;
     std::unique_ptr<ChangeListener> listener_;
     std::unique_ptr<MediaSync> media_;
-    bool media_more_ = false;  // a slice is due at once
+    bool media_more_ = false;     // a slice is due at once
+    bool media_failing_ = false;  // the last media step threw: the backoff keeps growing
     std::optional<std::chrono::system_clock::time_point> media_retry_;
     std::function<void()> on_first_cycle_;
     std::function<void()> on_cycle_;
