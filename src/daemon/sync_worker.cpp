@@ -307,8 +307,8 @@ constexpr std::chrono::milliseconds kHeldBackRetry[] = {
     std::chrono::milliseconds(10), std::chrono::milliseconds(50), std::chrono::milliseconds(200),
     std::chrono::milliseconds(1000)};
 
-// The first re-checks come soon: the commit is usually visible one fsync
-// after its event (well under a millisecond on an SSD), and until it is the
+// The first re-checks come soon: the commit is usually visible within the
+// fsync that follows its event (under a millisecond on an SSD), and until it is the
 // change waits (issue 17: the 5 ms first step was a third of the A -> B
 // latency's median).
 constexpr std::chrono::milliseconds kRecheckAfter[] = {
