@@ -86,6 +86,16 @@ std::int64_t pg_count(pqxx::transaction_base& t, const std::string& sql) {
     return t.exec1(sql)[0].as<std::int64_t>();
 }
 
+// The daemon's status over its control socket, or state "unreachable".
+nlohmann::json status_of(const std::string& socket) {
+    try {
+        ControlClient c(socket);
+        return c.call("status", nlohmann::json::object(), {}, 10s);
+    } catch (const std::exception& e) {
+        return nlohmann::json{{"state", "unreachable"}, {"detail", e.what()}};
+    }
+}
+
 }  // namespace
 
 TEST_CASE("two daemons carry an app's write and a psql insert to every replica, unasked",
@@ -284,14 +294,7 @@ TEST_CASE(
     args.insert(args.end(), {"--config", dir.file("sync.toml")});
     DaemonProcess da(args, dir.file("a.log"));
     require_started(da);
-    auto status = [&] {
-        try {
-            ControlClient c(dir.file("a.sock"));
-            return c.call("status", nlohmann::json::object(), {}, 10s);
-        } catch (const std::exception& e) {
-            return nlohmann::json{{"state", "unreachable"}, {"detail", e.what()}};
-        }
-    };
+    auto status = [&] { return status_of(dir.file("a.sock")); };
     auto idle_and_connected = [&] {
         const auto st = status();
         return st["state"] == "idle" && st["postgres"]["connected"] == true;
@@ -344,14 +347,7 @@ TEST_CASE("a media step that keeps failing retries on a growing backoff, then re
     args.insert(args.end(), {"--config", dir.file("sync.toml")});
     DaemonProcess da(args, dir.file("a.log"));
     require_started(da);
-    auto state = [&] {
-        try {
-            ControlClient c(dir.file("a.sock"));
-            return c.call("status", nlohmann::json::object(), {}, 10s)["state"].get<std::string>();
-        } catch (const std::exception& e) {
-            return std::string("unreachable: ") + e.what();
-        }
-    };
+    auto state = [&] { return status_of(dir.file("a.sock"))["state"].get<std::string>(); };
     REQUIRE(eventually([&] { return state() == "idle"; }));
     pqxx::connection admin(up.admin_conninfo);
     {
