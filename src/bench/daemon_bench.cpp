@@ -114,6 +114,7 @@ class PgConnection {
     void exec(const std::string& sql) { check(PQexec(conn_.get(), sql.c_str()), sql); }
     void exec(const std::string& sql, const std::vector<std::string>& params) {
         std::vector<const char*> values;
+        values.reserve(params.size());
         for (const auto& p : params) values.push_back(p.c_str());
         check(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
                            values.data(), nullptr, nullptr, 0),
@@ -226,7 +227,7 @@ class Rig {
     // A fresh v11 database with the capture triggers, made by the daemon.
     fs::path new_database(const std::string& name) {
         fs::create_directories(dir_ / name);
-        const fs::path db = dir_ / name / "lestash.db";
+        fs::path db = dir_ / name / "lestash.db";
         SyncdProcess once(
             "lestash-syncd --once (" + name + ")", syncd_,
             {"--config", (dir_ / "sync.toml").string(), "--db", db.string(), "--once"},
@@ -536,16 +537,6 @@ std::vector<ItemFields> make_bulk_notes(int n) {
     return notes;
 }
 
-// Every note in one transaction on one connection, as a CLI import does.
-void write_in_one_transaction(AppWriter& app, const std::vector<ItemFields>& notes,
-                              const std::function<void()>& before_commit = {}) {
-    sqlite::Transaction txn(app.db(), sqlite::Transaction::Mode::deferred);
-    for (const auto& n : notes) app.insert_item(n);
-    if (before_commit)
-        before_commit();
-    txn.commit();
-}
-
 // A's app writes every note in one transaction; seconds from its COMMIT
 // until B has them all.
 double bulk_propagation_seconds(Rig& rig, const std::vector<ItemFields>& notes) {
@@ -558,7 +549,7 @@ double bulk_propagation_seconds(Rig& rig, const std::vector<ItemFields>& notes) 
                            "'note' AND source_id = ?)");
     DirectoryWatch watch(rig.b().db.parent_path());
     Clock::time_point t0;
-    write_in_one_transaction(app, notes, [&] { t0 = Clock::now(); });
+    app.insert_items(notes, [&] { t0 = Clock::now(); });
     // The last note first (cheap), then the full count.
     const auto timeout = 60s + std::chrono::milliseconds(20 * static_cast<long>(notes.size()));
     const auto seen = rig.wait_on_b(
@@ -615,7 +606,7 @@ json raw_bulk(Rig& rig, const std::vector<ItemFields>& notes) {
     AppWriter app(rig.new_database("raw").string());
     drop_capture_triggers(app.db());
     t0 = Clock::now();
-    write_in_one_transaction(app, notes);
+    app.insert_items(notes);
     const double sqlite_s = seconds_since(t0);
     return {{"postgres_copy_in_seconds", copy_in_s},
             {"postgres_copy_out_seconds", copy_out_s},

@@ -476,10 +476,10 @@ TEST_CASE("SIGTERM during a large push exits 0, keeps the outbox, and a restart 
         DaemonProcess capture_only({"--db", a, "--once"}, dir.file("attach.log"));
         REQUIRE(capture_only.wait() == 0);
         AppWriter app(a);
-        app.db().exec("BEGIN");
+        std::vector<ItemFields> notes;
         for (int i = 0; i < items; ++i)
-            app.insert_item(note("bulk-" + std::to_string(i), "bulk note " + std::to_string(i)));
-        app.db().exec("COMMIT");
+            notes.push_back(note("bulk-" + std::to_string(i), "bulk note " + std::to_string(i)));
+        app.insert_items(notes);
     }
     REQUIRE(count(a, "SELECT count(*) FROM _lestash_sync_outbox") == items);
 

@@ -31,11 +31,9 @@ bool AppWriter::has_parent_id() {
 
 std::int64_t AppWriter::upsert_item(const ItemFields& item) {
     const bool parent = has_parent_id();
-    // As Python's sqlite3 does: the read runs on its own, and the implicit
-    // (deferred) BEGIN comes right before the first write, so the write
-    // waits on the busy handler instead of failing on a stale snapshot.
+    // As the CLI does: the read runs on its own, before the transaction.
     const std::int64_t max_history = db_.query_int("SELECT coalesce(max(id), 0) FROM item_history");
-    sqlite::Transaction txn(db_, sqlite::Transaction::Mode::deferred);
+    ImplicitTransaction txn(db_);
     const std::string sql =
         std::string(
             "INSERT INTO items (source_type, source_id, url, title, content, author, "
@@ -54,6 +52,7 @@ std::int64_t AppWriter::upsert_item(const ItemFields& item) {
                 opt(item.created_at), sqlite::Value{item.is_own_content}, opt(item.metadata));
     if (parent)
         st.bind(10, opt(item.parent_id));
+    txn.begin();
     st.run();
     std::int64_t item_id = db_.last_insert_rowid();
     if (item.source_id) {
@@ -68,16 +67,56 @@ std::int64_t AppWriter::upsert_item(const ItemFields& item) {
     return item_id;
 }
 
-std::int64_t AppWriter::insert_item(const ItemFields& item) {
-    sqlite::Statement st(
-        db_,
-        "INSERT INTO items (source_type, source_id, url, title, content, author, "
-        "created_at, is_own_content, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+namespace {
+constexpr const char* insert_item_sql =
+    "INSERT INTO items (source_type, source_id, url, title, content, author, created_at, "
+    "is_own_content, metadata) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+void bind_item(sqlite::Statement& st, const ItemFields& item) {
     st.bind_all(sqlite::Value{item.source_type}, opt(item.source_id), opt(item.url),
                 opt(item.title), sqlite::Value{item.content}, opt(item.author),
                 opt(item.created_at), sqlite::Value{item.is_own_content}, opt(item.metadata));
+}
+}  // namespace
+
+ImplicitTransaction::~ImplicitTransaction() {
+    if (open_)
+        sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void ImplicitTransaction::begin() {
+    if (open_)
+        return;
+    db_.exec("BEGIN");
+    open_ = true;
+}
+
+void ImplicitTransaction::commit() {
+    if (!open_)
+        return;
+    db_.exec("COMMIT");
+    open_ = false;
+}
+
+std::int64_t AppWriter::insert_item(const ItemFields& item) {
+    sqlite::Statement st(db_, insert_item_sql);
+    bind_item(st, item);
     st.run();
     return db_.last_insert_rowid();
+}
+
+void AppWriter::insert_items(const std::vector<ItemFields>& items,
+                             const std::function<void()>& before_commit) {
+    ImplicitTransaction txn(db_);
+    sqlite::Statement st(db_, insert_item_sql);
+    for (const auto& item : items) {
+        bind_item(st, item);
+        txn.begin();
+        st.run();
+    }
+    if (before_commit)
+        before_commit();
+    txn.commit();
 }
 
 void AppWriter::update_content(std::int64_t item_id, const std::string& content) {
@@ -91,8 +130,9 @@ void AppWriter::delete_item(std::int64_t item_id) {
 }
 
 void AppWriter::add_tag(std::int64_t item_id, const std::string& tag) {
-    sqlite::Transaction txn(db_, sqlite::Transaction::Mode::deferred);
+    ImplicitTransaction txn(db_);
     sqlite::Statement ins(db_, "INSERT OR IGNORE INTO tags (name) VALUES (?)");
+    txn.begin();
     ins.bind(1, tag).run();
     sqlite::Statement link(db_,
                            "INSERT OR IGNORE INTO item_tags (item_id, tag_id) SELECT ?, id FROM "
@@ -201,19 +241,21 @@ void touch_collection(sqlite::Connection& db, std::int64_t id) {
 
 void AppWriter::add_to_collection(std::int64_t collection_id, std::int64_t item_id,
                                   const std::optional<std::string>& note) {
-    sqlite::Transaction txn(db_, sqlite::Transaction::Mode::deferred);
+    ImplicitTransaction txn(db_);
     sqlite::Statement st(
         db_,
         "INSERT OR IGNORE INTO collection_items (collection_id, item_id, note) VALUES (?, ?, ?)");
+    txn.begin();
     st.bind_all(sqlite::Value{collection_id}, sqlite::Value{item_id}, opt(note)).run();
     touch_collection(db_, collection_id);
     txn.commit();
 }
 
 void AppWriter::remove_from_collection(std::int64_t collection_id, std::int64_t item_id) {
-    sqlite::Transaction txn(db_, sqlite::Transaction::Mode::deferred);
+    ImplicitTransaction txn(db_);
     sqlite::Statement st(db_,
                          "DELETE FROM collection_items WHERE collection_id = ? AND item_id = ?");
+    txn.begin();
     st.bind_all(collection_id, item_id).run();
     touch_collection(db_, collection_id);
     txn.commit();

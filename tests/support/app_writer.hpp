@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "lestash_sync/common/sqlite.hpp"
 
@@ -25,6 +26,31 @@ struct ItemFields {
     std::optional<std::int64_t> parent_id;  // only on databases that have the column
 };
 
+// A transaction opened the way Python's sqlite3 opens one (isolation_level
+// ""): the first write statement is prepared, and only then are BEGIN
+// (deferred) issued and the statement run. The order matters. Preparing a
+// statement whose triggers reach the FTS5 index connects that virtual table,
+// which reads the database; inside an open transaction the read keeps its
+// snapshot, and when another connection (the daemon) commits before the
+// write, the write fails at once with SQLITE_BUSY_SNAPSHOT ("database is
+// locked") — the busy timeout does not apply. Prepared before BEGIN, as
+// Python does, the write waits on the busy handler instead.
+class ImplicitTransaction {
+  public:
+    explicit ImplicitTransaction(sqlite::Connection& db) : db_(db) {}
+    ~ImplicitTransaction();
+    ImplicitTransaction(const ImplicitTransaction&) = delete;
+    ImplicitTransaction& operator=(const ImplicitTransaction&) = delete;
+    // BEGIN, unless this transaction has begun: call it after preparing a
+    // write statement and before running it.
+    void begin();
+    void commit();
+
+  private:
+    sqlite::Connection& db_;
+    bool open_ = false;
+};
+
 class AppWriter {
   public:
     explicit AppWriter(const std::string& path);
@@ -35,6 +61,10 @@ class AppWriter {
     std::int64_t upsert_item(const ItemFields& item);
     // A plain INSERT (NULL source_id notes are not upserts).
     std::int64_t insert_item(const ItemFields& item);
+    // Plain INSERTs in one transaction, as a CLI import does; `before_commit`
+    // runs after the last one, before COMMIT.
+    void insert_items(const std::vector<ItemFields>& items,
+                      const std::function<void()>& before_commit = {});
     void update_content(std::int64_t item_id, const std::string& content);
     void delete_item(std::int64_t item_id);
     void add_tag(std::int64_t item_id, const std::string& tag);
