@@ -56,28 +56,4 @@ std::string uuid_array_literal(const std::vector<std::string>& uuids) {
     return out + "}";
 }
 
-DiskDeferredTransaction::Relaxed::Relaxed(sqlite::Connection& c)
-    : db(c), saved(c.query_int("PRAGMA synchronous")) {
-    if (saved > 1)
-        db.exec("PRAGMA synchronous = NORMAL");
-}
-
-void DiskDeferredTransaction::Relaxed::restore() noexcept {
-    if (saved > 1)
-        sqlite3_exec(db.handle(),
-                     saved == 3 ? "PRAGMA synchronous = EXTRA" : "PRAGMA synchronous = FULL",
-                     nullptr, nullptr, nullptr);
-    saved = 0;
-}
-
-DiskDeferredTransaction::DiskDeferredTransaction(sqlite::Connection& db) : relaxed_(db), txn_(db) {}
-
-// The transaction ends (txn_ first, members in reverse) before the level is restored.
-DiskDeferredTransaction::~DiskDeferredTransaction() = default;
-
-void DiskDeferredTransaction::commit() {
-    txn_.commit();
-    relaxed_.restore();
-}
-
 }  // namespace lestash::detail

@@ -409,7 +409,7 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
     const auto t0 = std::chrono::steady_clock::now();
     // Not waiting for the disk: a lost name-based identity is assigned again
     // the same way from the same rows (see assigned_random below).
-    detail::DiskDeferredTransaction txn(replica_.db());
+    sqlite::DiskDeferredTransaction txn(replica_.db());
     PushBuilder builder(replica_.db(), ids_, mappings_, batch.upserts);
     for (const auto& key : coalesced.order) {
         const auto it = coalesced.rows.find(key);
@@ -468,7 +468,7 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
     // the Postgres commit, which the retried batch recovers (already
     // applied: skipped, outbox cleared). Dead letters are not re-derived
     // that way: a batch with any waits for the disk.
-    std::optional<detail::DiskDeferredTransaction> deferred;
+    std::optional<sqlite::DiskDeferredTransaction> deferred;
     std::optional<sqlite::Transaction> on_disk;
     if (batch.dead.empty())
         deferred.emplace(replica_.db());

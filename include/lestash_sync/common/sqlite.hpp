@@ -122,4 +122,34 @@ class Transaction {
     bool open_ = true;
 };
 
+// BEGIN IMMEDIATE ... COMMIT on the engine's own connection, whose COMMIT
+// does not wait for the disk: PRAGMA synchronous = NORMAL for this
+// transaction alone (the level cannot change inside one), FULL again
+// after. In WAL mode a crash of the process loses nothing; a power loss
+// may lose this transaction and what committed after it, never part of
+// it, until the next commit that waits for the disk (any connection's,
+// the app's included) or a checkpoint. Only for transactions whose loss
+// the protocol recovers (docs/architecture.md, "Durability of the
+// engine's own transactions"): the push's bookkeeping and every apply
+// (ApplyScope). The app's connection is never touched.
+class DiskDeferredTransaction {
+  public:
+    explicit DiskDeferredTransaction(Connection& db);
+    ~DiskDeferredTransaction();
+    DiskDeferredTransaction(const DiskDeferredTransaction&) = delete;
+    DiskDeferredTransaction& operator=(const DiskDeferredTransaction&) = delete;
+    void commit();
+
+  private:
+    struct Relaxed {
+        explicit Relaxed(Connection& db);
+        ~Relaxed() { restore(); }
+        void restore() noexcept;
+        Connection& db;
+        std::int64_t saved;
+    };
+    Relaxed relaxed_;  // before the transaction, restored after it
+    Transaction txn_;
+};
+
 }  // namespace lestash::sqlite

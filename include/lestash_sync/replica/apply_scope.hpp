@@ -3,6 +3,11 @@
 // writes. The flag row is removed before COMMIT, so no other connection ever
 // sees it. This module owns every statement on the flag table, the
 // condition the triggers test included.
+//
+// Its COMMIT does not wait for the disk (sqlite::DiskDeferredTransaction):
+// what it writes came from Postgres and is pulled again when a power cut
+// loses it, with the pull cursor saved in the same transaction
+// (docs/architecture.md, "Durability of the engine's own transactions").
 #pragma once
 
 #include <string>
@@ -21,7 +26,7 @@ class ApplyScope {
 
   private:
     sqlite::Connection& db_;
-    sqlite::Transaction txn_;
+    sqlite::DiskDeferredTransaction txn_;
 };
 
 }  // namespace lestash
