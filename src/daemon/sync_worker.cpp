@@ -431,6 +431,7 @@ unsigned SyncWorker::due_recheck(unsigned bits) {
     if (bits & kLocal) {
         recheck_round_ = 0;  // a fresh event starts the re-checks over
         recheck_at_ = kNever;
+        local_event_at_ = Clock::now();
         return 0;
     }
     if (Clock::now() < recheck_at_)
@@ -518,8 +519,11 @@ bool SyncWorker::local_commit_to_push() {
     const bool other_commit = version != data_version_;
     data_version_ = version;
     if (other_commit && has_local_changes() && !failing()) {
+        // Let a burst land: the debounce counts from the event, so a commit
+        // a re-check found (it became visible after its event) has waited
+        // part of it, or all, already.
         if (settings_.debounce.count() > 0) {
-            std::this_thread::sleep_for(settings_.debounce);  // let a burst land
+            std::this_thread::sleep_until(local_event_at_ + settings_.debounce);
             requests_.fetch_and(~static_cast<unsigned>(kLocal));
         }
         return true;

@@ -148,6 +148,8 @@ class SyncWorker {
     std::chrono::steady_clock::time_point recheck_at_ =
         std::chrono::steady_clock::time_point::max();
     std::size_t recheck_round_ = 0;
+    // When the last file event came: the debounce runs from it.
+    std::chrono::steady_clock::time_point local_event_at_{};
     std::size_t held_back_round_ = 0;  // pulls in a row that left changes held back
     Backoff backoff_;
     std::mutex settings_mutex_;
