@@ -6,8 +6,10 @@
 //
 // Its COMMIT does not wait for the disk (sqlite::DiskDeferredTransaction):
 // what it writes came from Postgres and is pulled again when a power cut
-// loses it, with the pull cursor saved in the same transaction
-// (docs/architecture.md, "Durability of the engine's own transactions").
+// loses it: the pull cursor is saved with a pull's last chunk (a
+// bootstrap's last step), so a lost suffix leaves the older cursor
+// (docs/architecture.md, "Durability of the engine's own transactions",
+// also for the two applies that carry no cursor).
 #pragma once
 
 #include <string>
