@@ -309,8 +309,8 @@ constexpr std::chrono::milliseconds kHeldBackRetry[] = {
 
 // The first re-checks come soon: a commit is usually visible within a
 // millisecond of its file event (the WAL write comes before the commit's
-// end), and until it is the change waits (issue 17: the 5 ms first step was a third of the A -> B
-// latency's median).
+// end), and until it is the change waits (issue 17: the 5 ms first step
+// was a third of the A -> B latency's median).
 constexpr std::chrono::milliseconds kRecheckAfter[] = {
     std::chrono::milliseconds(1),  std::chrono::milliseconds(2),   std::chrono::milliseconds(5),
     std::chrono::milliseconds(50), std::chrono::milliseconds(500), std::chrono::milliseconds(3000)};

@@ -125,9 +125,9 @@ class Transaction {
 // BEGIN IMMEDIATE ... COMMIT on the engine's own connection, whose COMMIT
 // does not wait for the disk: PRAGMA synchronous = NORMAL for this
 // transaction alone (the level cannot change inside one), the saved
-// level (FULL or EXTRA) again after. In WAL mode a crash of the process loses nothing; a power loss
-// may lose this transaction and what committed after it, never part of
-// it, until the next commit that waits for the disk (any connection's,
+// level (FULL or EXTRA) again after. In WAL mode a crash of the process
+// loses nothing; a power loss may lose this transaction and what committed
+// after it, never part of it, until the next commit that waits for the disk (any connection's,
 // the app's included) or a checkpoint. Only for transactions whose loss
 // the protocol recovers (docs/architecture.md, "Durability of the
 // engine's own transactions"): the push's bookkeeping and every apply
