@@ -237,28 +237,43 @@ void Transaction::commit() {
     open_ = false;
 }
 
-DiskDeferredTransaction::Relaxed::Relaxed(Connection& c)
-    : db(c), saved(c.query_int("PRAGMA synchronous")) {
+DiskDeferredTransaction::Relaxed::Relaxed(Connection& c, bool defer)
+    : db(c), saved(defer ? c.query_int("PRAGMA synchronous") : 0) {
     if (saved > 1)
         db.exec("PRAGMA synchronous = NORMAL");
 }
 
-void DiskDeferredTransaction::Relaxed::restore() noexcept {
-    if (saved > 1)
-        sqlite3_exec(db.handle(),
-                     saved == 3 ? "PRAGMA synchronous = EXTRA" : "PRAGMA synchronous = FULL",
-                     nullptr, nullptr, nullptr);
-    saved = 0;
+bool DiskDeferredTransaction::Relaxed::restore() noexcept {
+    if (saved <= 1)
+        return true;
+    const char* sql = saved == 3 ? "PRAGMA synchronous = EXTRA" : "PRAGMA synchronous = FULL";
+    bool back = sqlite3_exec(db.handle(), sql, nullptr, nullptr, nullptr) == SQLITE_OK;
+    // The pragma is silently ignored inside a transaction: read it back.
+    sqlite3_stmt* st = nullptr;
+    if (back &&
+        sqlite3_prepare_v2(db.handle(), "PRAGMA synchronous", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        back = sqlite3_column_int64(st, 0) == saved;
+    else
+        back = false;
+    sqlite3_finalize(st);
+    if (back)
+        saved = 0;
+    return back;
 }
 
-DiskDeferredTransaction::DiskDeferredTransaction(Connection& db) : relaxed_(db), txn_(db) {}
+DiskDeferredTransaction::DiskDeferredTransaction(Connection& db, bool defer)
+    : relaxed_(db, defer), txn_(db) {}
 
 // The transaction ends (txn_ first, members in reverse) before the level is restored.
 DiskDeferredTransaction::~DiskDeferredTransaction() = default;
 
 void DiskDeferredTransaction::commit() {
     txn_.commit();
-    relaxed_.restore();
+    if (!relaxed_.restore())
+        throw LocalDatabaseError(
+            "could not set PRAGMA synchronous back after a commit on " + relaxed_.db.path() +
+            ": the engine's next commits would not wait for the disk; restart the daemon");
 }
 
 }  // namespace lestash::sqlite

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "lestash_sync/replica/dead_letters.hpp"
 #include "lestash_sync/replica/outbox.hpp"
 
 namespace lestash::detail {
@@ -67,14 +68,19 @@ PullStats RowApplier::apply(const RowsToApply& rows) {
 }
 
 void RowApplier::remove_all_except(const TableMapping& m, const std::set<std::string>& upstream) {
+    // A row Postgres refused is not upstream either, and was never deleted there.
+    const auto refused = DeadLetters(db_).uuids_of(m.spec->name);
+    auto gone = [&](const std::string& uuid) {
+        return !upstream.count(uuid) && !refused.count(uuid);
+    };
     if (!m.spec->keyed_by_rowid()) {
         for (const auto& [uuid, key] : link_index(m))
-            if (!upstream.count(uuid))
+            if (gone(uuid))
                 remove(m, uuid);
         return;
     }
     for (const auto& uuid : ids_.uuids_of(m.spec->name))
-        if (!upstream.count(uuid))
+        if (gone(uuid))
             remove(m, uuid);
 }
 

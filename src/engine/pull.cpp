@@ -95,7 +95,8 @@ SyncEngine::FetchedRows SyncEngine::fetch_rows(
     return out;
 }
 
-PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cursor) {
+PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cursor,
+                                 bool wait_for_disk) {
     // As many transactions as it takes to hold the lock about
     // WritePacer::kTargetHold each, whatever the machine's speed; the row
     // count per transaction adapts. The cursor is saved with the last one.
@@ -108,15 +109,14 @@ PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cur
         fault("pull:apply");
         const auto t0 = std::chrono::steady_clock::now();
         {
-            ApplyScope scope(replica_.db());
+            ApplyScope scope(replica_.db(), wait_for_disk);
             RowApplier applier(replica_.db(), ids_, mappings_);
             stats += applier.apply({order.begin() + static_cast<std::ptrdiff_t>(done),
                                     order.begin() + static_cast<std::ptrdiff_t>(done + n)});
             done += n;
-            if (done == order.size()) {
+            if (done == order.size() && cursor) {
                 fault("pull:before-cursor-save");
-                if (cursor)
-                    replica_.set_meta("pull_cursor", *cursor);
+                replica_.set_meta("pull_cursor", *cursor);
             }
             scope.commit();
             if (done == order.size() && cursor)
@@ -223,8 +223,14 @@ PullStats SyncEngine::pull_batch() {
     follow_schema();
     const auto cursor_text = replica_.meta("pull_cursor");
     fault("pull:fetch");
-    if (!cursor_text)
-        return bootstrap(false);
+    if (!cursor_text) {
+        // A bootstrap that ran before and was cut short (a crash, a power
+        // cut) left rows with identities: some may have been deleted
+        // upstream since, so it runs as a resync. A new device's own rows
+        // are kept: pushed ones are upstream, refused ones are dead letters
+        // (see remove_all_except), unpushed ones wait in the outbox.
+        return bootstrap(ids_.any());
+    }
     PullStats stats = catch_ups_.empty() ? PullStats{} : run_catch_ups();
     const auto cursor = ChangeLogCursor::parse(*cursor_text);
     const auto read = upstream_.transact<SnapshotRead>(
@@ -267,13 +273,14 @@ PullStats SyncEngine::apply_deferred() {
     return refetch(DeferredRows(replica_.db()).all());
 }
 
-PullStats SyncEngine::refetch(const std::vector<std::pair<std::string, std::string>>& keys) {
+PullStats SyncEngine::refetch(const std::vector<std::pair<std::string, std::string>>& keys,
+                              bool wait_for_disk) {
     if (keys.empty())
         return {};
     const auto fetched = upstream_.transact<pqxx::read_transaction>(
         "fetching " + std::to_string(keys.size()) + " rows from " + upstream_.target(),
         [&](pqxx::read_transaction& tx) { return fetch_rows(tx, keys); });
-    return apply_rows(fetched, nullptr);
+    return apply_rows(fetched, nullptr, wait_for_disk);
 }
 
 }  // namespace lestash

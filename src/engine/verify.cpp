@@ -257,7 +257,8 @@ VerifyReport SyncEngine::verify(bool repair, const VerifyProgress& progress) {
     }
     if (repair && !to_repair.empty()) {
         push_all();  // what Postgres never had, first
-        refetch(to_repair);
+        // On disk before the report says repaired: nothing would redo it.
+        refetch(to_repair, true);
         apply_deferred();
     }
     return report;

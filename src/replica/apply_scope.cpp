@@ -3,7 +3,8 @@
 
 namespace lestash {
 
-ApplyScope::ApplyScope(sqlite::Connection& db) : db_(db), txn_(db) {
+ApplyScope::ApplyScope(sqlite::Connection& db, bool wait_for_disk)
+    : db_(db), txn_(db, !wait_for_disk) {
     db_.exec("INSERT INTO _lestash_sync_applying (flag) VALUES (1)");
 }
 

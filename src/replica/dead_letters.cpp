@@ -32,6 +32,16 @@ nlohmann::json DeadLetters::list(std::int64_t limit) {
     return out;
 }
 
+std::set<std::string> DeadLetters::uuids_of(const std::string& table) {
+    sqlite::Statement st(db_, "SELECT row_uuid FROM _lestash_sync_dead_letters WHERE tbl = ?");
+    st.bind(1, table);
+    std::set<std::string> out;
+    while (st.step())
+        if (!st.is_null(0))
+            out.insert(st.text(0));
+    return out;
+}
+
 std::int64_t DeadLetters::count() {
     return db_.query_int("SELECT count(*) FROM _lestash_sync_dead_letters");
 }

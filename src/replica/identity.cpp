@@ -72,6 +72,10 @@ std::vector<std::string> IdentityMap::uuids_of(const std::string& table) {
     return out;
 }
 
+bool IdentityMap::any() {
+    return db_.query_int("SELECT EXISTS (SELECT 1 FROM _lestash_sync_ids)") != 0;
+}
+
 sqlite::Statement& IdentityMap::link_statement(std::optional<sqlite::Statement>& slot,
                                                const char* sql) {
     if (!slot)

@@ -171,6 +171,9 @@ int daemon_objects_version() {
 Replica::Replica(const AttachOptions& options)
     : tables_(options.tables), db_(open_database(options.path, options.busy_timeout_ms)) {
     db_.exec("PRAGMA journal_mode = WAL");
+    // What the engine's commits wait for unless they say otherwise
+    // (sqlite::DiskDeferredTransaction), whatever this SQLite's build defaults to.
+    db_.exec("PRAGMA synchronous = FULL");
     db_.exec("PRAGMA foreign_keys = ON");
     install_daemon_objects();
     ensure_replica_id();

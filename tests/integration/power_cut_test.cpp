@@ -160,3 +160,26 @@ TEST_CASE_METHOD(TwoReplicas,
     require_converged(a);
     require_converged(b);
 }
+
+TEST_CASE_METHOD(OneReplica, "verify --repair's re-fetch waits for the disk: nothing would redo it",
+                 "[sync][durability][verify]") {
+    AppWriter app(a.path());
+    for (int i = 0; i < 5; ++i) app.upsert_item(post("p" + std::to_string(i)));
+    a.sync();
+    // A change Postgres never announced: only a verify finds it.
+    shared_postgres().exec(
+        "UPDATE lestash.items SET title = 'silently changed' WHERE source_id = 'p3'; "
+        "DELETE FROM lestash.change_log;",
+        up.name);
+    CommitLog log;
+    sqlite3_wal_hook(a.replica().db().handle(), &CommitLog::on_commit, &log);
+    const auto repaired = a.engine().verify(true);
+    sqlite3_wal_hook(a.replica().db().handle(), nullptr, nullptr);
+    REQUIRE(repaired.tables.front().fetched == 1);
+    // Nothing to push: the re-fetch's apply is the one commit, and it waited.
+    REQUIRE(log.commits.size() == 1);
+    CHECK(log.commits.back().synchronous >= 2);
+    CHECK(a.replica().db().query_text("SELECT title FROM items WHERE source_id = 'p3'") ==
+          "silently changed");
+    CHECK(a.replica().db().query_int("PRAGMA synchronous") >= 2);
+}

@@ -45,6 +45,17 @@ std::string one_text(sqlite::Connection& db, const std::string& sql) {
     return db.query_text(sql).value_or("<null>");
 }
 
+// A fresh upstream whose items refuse the title 'reject me' for good (a
+// CHECK constraint, SQLSTATE 23514).
+UpstreamDatabase upstream_refusing_reject_me() {
+    auto up = fresh_upstream();
+    shared_postgres().exec(
+        "ALTER TABLE lestash.items ADD CONSTRAINT test_no_rejects CHECK (title "
+        "IS DISTINCT FROM 'reject me')",
+        up.name);
+    return up;
+}
+
 }  // namespace
 
 TEST_CASE_METHOD(TwoReplicas,
@@ -337,11 +348,7 @@ TEST_CASE_METHOD(TwoReplicas, "the same post imported on two replicas becomes on
 
 TEST_CASE("a change Postgres refuses for good becomes a dead letter and the rest flows",
           "[sync][dead-letter]") {
-    const auto up = fresh_upstream();
-    shared_postgres().exec(
-        "ALTER TABLE lestash.items ADD CONSTRAINT test_no_rejects CHECK (title "
-        "IS DISTINCT FROM 'reject me')",
-        up.name);
+    const auto up = upstream_refusing_reject_me();
     TempDir dir;
     TestReplica a(dir.file("a.db"), up.daemon_conninfo);
     AppWriter app(a.path());
@@ -522,6 +529,49 @@ TEST_CASE_METHOD(TwoReplicas, "a replica offline longer than the change log keep
                    "SELECT group_concat(source_id, ',') FROM (SELECT source_id "
                    "FROM items ORDER BY source_id)") == "kept,new");
     require_converged(b);
+}
+
+TEST_CASE(
+    "a bootstrap cut short runs again as a resync: rows deleted upstream meanwhile go, "
+    "the replica's refused ones stay",
+    "[sync][resync]") {
+    const auto up = upstream_refusing_reject_me();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    AppWriter app_a(a.path());
+    const auto doomed = app_a.upsert_item(post("doomed", "deleted while B's bootstrap is away"));
+    app_a.upsert_item(post("kept", "stays"));
+    a.sync();
+
+    bool crash = true;
+    SyncOptions opts;
+    opts.fault_hook = [&](std::string_view point) {
+        if (point == "pull:before-cursor-save" && crash)
+            throw std::runtime_error("simulated crash before the bootstrap's last step");
+    };
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo, 11, opts);
+    AppWriter app_b(b.path());
+    auto refused = post("refused", "Postgres never had this one");
+    refused.title = "reject me";
+    app_b.upsert_item(refused);
+    // B pushes first (its row becomes a dead letter), then copies every
+    // page and is cut short before the step that saves its cursor.
+    CHECK_THROWS_WITH(b.sync(), Catch::Contains("simulated crash"));
+    CHECK_FALSE(b.replica().meta("pull_cursor"));
+    CHECK(one_text(b.replica().db(),
+                   "SELECT group_concat(source_id, ',') FROM (SELECT source_id "
+                   "FROM items ORDER BY source_id)") == "doomed,kept,refused");
+
+    app_a.delete_item(doomed);
+    a.sync();
+    crash = false;
+    b.sync();
+    CHECK(one_text(b.replica().db(),
+                   "SELECT group_concat(source_id, ',') FROM (SELECT source_id "
+                   "FROM items ORDER BY source_id)") == "kept,refused");
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM _lestash_sync_dead_letters") == 1);
+    pqxx::connection pg(up.admin_conninfo);
+    CHECK(count(pg, "SELECT count(*) FROM lestash.items") == 1);
 }
 
 TEST_CASE_METHOD(OneReplica, "a large pull never locks the app out", "[sync][app]") {

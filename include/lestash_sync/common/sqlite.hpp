@@ -131,10 +131,13 @@ class Transaction {
 // the app's included) or a checkpoint. Only for transactions whose loss
 // the protocol recovers (docs/architecture.md, "Durability of the
 // engine's own transactions"): the push's bookkeeping and every apply
-// (ApplyScope). The app's connection is never touched.
+// (ApplyScope) but verify --repair's. The app's connection is never touched.
+// With `defer` false it is an ordinary transaction that waits for the disk,
+// for callers that choose per transaction (ApplyScope). The commit checks
+// that the saved level is back and raises LocalDatabaseError if it is not.
 class DiskDeferredTransaction {
   public:
-    explicit DiskDeferredTransaction(Connection& db);
+    explicit DiskDeferredTransaction(Connection& db, bool defer = true);
     ~DiskDeferredTransaction();
     DiskDeferredTransaction(const DiskDeferredTransaction&) = delete;
     DiskDeferredTransaction& operator=(const DiskDeferredTransaction&) = delete;
@@ -142,9 +145,10 @@ class DiskDeferredTransaction {
 
   private:
     struct Relaxed {
-        explicit Relaxed(Connection& db);
+        Relaxed(Connection& db, bool defer);
         ~Relaxed() { restore(); }
-        void restore() noexcept;
+        // Whether the saved level is back (or nothing was lowered).
+        bool restore() noexcept;
         Connection& db;
         std::int64_t saved;
     };

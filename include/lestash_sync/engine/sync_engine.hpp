@@ -175,9 +175,14 @@ class SyncEngine {
     void finish_push(const PreparedPush& batch);
     FetchedRows fetch_rows(pqxx::transaction_base& tx,
                            const std::vector<std::pair<std::string, std::string>>& keys);
-    PullStats apply_rows(const FetchedRows& rows, const std::string* cursor);
+    // `wait_for_disk`: for an apply that nothing would redo if a power cut
+    // lost it (ApplyScope).
+    PullStats apply_rows(const FetchedRows& rows, const std::string* cursor,
+                         bool wait_for_disk = false);
     // Copies every table from one snapshot (no cursor yet, or the change log
     // was compacted past it), then follows the change log from there.
+    // `resync`: rows this replica holds with an identity that the snapshot
+    // lacks were deleted upstream, and go (RowApplier::remove_all_except).
     PullStats bootstrap(bool resync);
     // One table of the bootstrap, in pages; `seen` collects its UUIDs.
     PullStats copy_table(pqxx::transaction_base& tx, const TableMapping& m,
@@ -185,7 +190,8 @@ class SyncEngine {
     struct ChangesRead;
     // The change log after `cursor` and the rows it names, in one snapshot.
     ChangesRead read_changes(pqxx::transaction_base& tx, const ChangeLogCursor& cursor);
-    PullStats refetch(const std::vector<std::pair<std::string, std::string>>& keys);
+    PullStats refetch(const std::vector<std::pair<std::string, std::string>>& keys,
+                      bool wait_for_disk = false);
     // One table's report: bucket digests compared, then the rows of the
     // buckets that differ; rows in `skip` left out.
     TableVerifyReport verify_table(const TableMapping& m, const std::set<std::string>& skip);

@@ -8,8 +8,8 @@
 // what it writes came from Postgres and is pulled again when a power cut
 // loses it: the pull cursor is saved with a pull's last chunk (a
 // bootstrap's last step), so a lost suffix leaves the older cursor
-// (docs/architecture.md, "Durability of the engine's own transactions",
-// also for the two applies that carry no cursor).
+// (docs/architecture.md, "Durability of the engine's own transactions").
+// `wait_for_disk`: for an apply nothing would redo (verify --repair's).
 #pragma once
 
 #include <string>
@@ -20,7 +20,7 @@ namespace lestash {
 
 class ApplyScope {
   public:
-    explicit ApplyScope(sqlite::Connection& db);
+    explicit ApplyScope(sqlite::Connection& db, bool wait_for_disk = false);
     void commit();
 
     // The capture triggers' WHEN condition: no apply in progress.

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 
 #include "lestash_sync/common/sqlite.hpp"
@@ -22,6 +23,9 @@ class DeadLetters {
 
     void add(const DeadLetter& letter);
     std::int64_t count();
+    // The rows of `table` a dead letter names: a refused insert is a local
+    // row Postgres never had, not one deleted there.
+    std::set<std::string> uuids_of(const std::string& table);
     // The newest `limit`, oldest first: [{id, table, row_uuid, op, payload,
     // error, sqlstate, failed_at}].
     nlohmann::json list(std::int64_t limit);

@@ -35,6 +35,8 @@ class IdentityMap {
     void forget(const std::string& uuid);
     // The UUID of every row of `table` that has one here.
     std::vector<std::string> uuids_of(const std::string& table);
+    // Whether any row has one.
+    bool any();
 
     // Link rows (_lestash_sync_link_revs): the revision this replica last
     // saw of the link row with that UUID, if it ever saw one.
