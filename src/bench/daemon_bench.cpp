@@ -71,12 +71,16 @@ ProcessCounters counters_of(pid_t pid) {
 // bench notices B's commits without a busy loop.
 class DirectoryWatch {
   public:
-    explicit DirectoryWatch(const fs::path& dir) : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
-        if (fd_ < 0 ||
-            ::inotify_add_watch(fd_, dir.c_str(),
-                                IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
-            throw std::runtime_error("cannot watch " + dir.string() + ": " + std::strerror(errno));
+    explicit DirectoryWatch(const std::vector<fs::path>& dirs)
+        : fd_(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC)) {
+        for (const auto& dir : dirs)
+            if (fd_ < 0 ||
+                ::inotify_add_watch(fd_, dir.c_str(),
+                                    IN_MODIFY | IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE) < 0)
+                throw std::runtime_error("cannot watch " + dir.string() + ": " +
+                                         std::strerror(errno));
     }
+    explicit DirectoryWatch(const fs::path& dir) : DirectoryWatch(std::vector<fs::path>{dir}) {}
     ~DirectoryWatch() { ::close(fd_); }
     DirectoryWatch(const DirectoryWatch&) = delete;
     DirectoryWatch& operator=(const DirectoryWatch&) = delete;
@@ -119,6 +123,13 @@ class PgConnection {
         check(PQexecParams(conn_.get(), sql.c_str(), static_cast<int>(values.size()), nullptr,
                            values.data(), nullptr, nullptr, 0),
               sql);
+    }
+    // The first column of the first row, as a number.
+    std::int64_t query_int(const std::string& sql) {
+        const PgResult res(PQexec(conn_.get(), sql.c_str()), &PQclear);
+        if (PQresultStatus(res.get()) != PGRES_TUPLES_OK || PQntuples(res.get()) < 1)
+            fail(sql);
+        return std::stoll(PQgetvalue(res.get(), 0, 0));
     }
     // Waits for a notification carrying `payload` (others are dropped).
     void await_notification(const std::string& payload, Clock::time_point deadline) {
@@ -199,21 +210,27 @@ constexpr const char* kRawTable =
 // A Le Stash database in its own directory (so a watch on the directory
 // sees only its writes) and the daemon syncing it.
 struct Peer {
+    std::string name;  // a, b, b2, b3, ...: its directory, log and socket
     fs::path db;
     std::unique_ptr<SyncdProcess> daemon;
 };
 
 // Everything one run sets up, torn down in reverse order: the daemons
-// (stopped by pid) before the Postgres they talk to.
+// (stopped by pid) before the Postgres they talk to. A writes; B (and in a
+// fan-out run B2 ... Bn) receive.
 class Rig {
   public:
-    Rig(const fs::path& dir, std::string syncd) : dir_(dir), syncd_(std::move(syncd)) {
+    Rig(const fs::path& dir, std::string syncd, int receivers = 1)
+        : dir_(dir), syncd_(std::move(syncd)) {
         if (::access(syncd_.c_str(), X_OK) != 0)
             throw std::runtime_error("no lestash-syncd at " + syncd_ +
                                      " — build it (ninja lestash-syncd) or give --syncd");
         std::ofstream(dir_ / "sync.toml").flush();  // no user config: flags only
-        a_.db = new_database("a");
-        b_.db = new_database("b");
+        peers_.resize(static_cast<size_t>(receivers) + 1);
+        for (size_t i = 0; i < peers_.size(); ++i) {
+            peers_[i].name = i == 0 ? "a" : i == 1 ? "b" : "b" + std::to_string(i);
+            peers_[i].db = new_database(peers_[i].name);
+        }
         // Durable (fsync on), as a user's server is; the raw baselines share it.
         postgres_ = std::make_unique<LocalPostgres>(LocalPostgresOptions{"", true, true});
         const std::string upstream = postgres_->create_database("lestash");
@@ -239,42 +256,41 @@ class Rig {
     }
 
     void start_daemons() {
-        for (auto* r : {&a_, &b_}) {
-            const std::string name = r == &a_ ? "a" : "b";
-            r->daemon = std::make_unique<SyncdProcess>(
-                "lestash-syncd " + name, syncd_,
+        for (auto& r : peers_)
+            r.daemon = std::make_unique<SyncdProcess>(
+                "lestash-syncd " + r.name, syncd_,
                 std::vector<std::string>{"--config", (dir_ / "sync.toml").string(), "--db",
-                                         r->db.string(), "--postgres", daemon_conninfo_, "--socket",
-                                         (dir_ / (name + ".sock")).string(), "--replica",
-                                         "bench-" + name, "--log-level", "debug"},
-                dir_ / (name + ".log"));
-        }
-        wait_until("both daemons to finish their first sync cycle", 60s, [&] {
-            return a_.daemon->log().find("sync (start)") != std::string::npos &&
-                   b_.daemon->log().find("sync (start)") != std::string::npos;
+                                         r.db.string(), "--postgres", daemon_conninfo_, "--socket",
+                                         (dir_ / (r.name + ".sock")).string(), "--replica",
+                                         "bench-" + r.name, "--log-level", "debug"},
+                dir_ / (r.name + ".log"));
+        wait_until("every daemon to finish its first sync cycle", 60s + 5s * peers_.size(), [&] {
+            return std::all_of(peers_.begin(), peers_.end(), [](const Peer& r) {
+                return r.daemon->log().find("sync (start)") != std::string::npos;
+            });
         });
     }
 
     // Raises with where the rows are and the tail of each daemon's log.
     [[noreturn]] void fail(const std::string& what) const {
         std::string message = what + "\n" + where_the_rows_are();
-        for (const auto* r : {&a_, &b_})
-            if (r->daemon)
-                message += "\n--- " + r->daemon->name() + " (" + r->daemon->log_path().string() +
-                           ") ---\n" + r->daemon->log_tail();
+        for (const auto& r : peers_)
+            if (r.daemon)
+                message += "\n--- " + r.daemon->name() + " (" + r.daemon->log_path().string() +
+                           ") ---\n" + r.daemon->log_tail();
         throw std::runtime_error(message);
     }
     void require_running() {
-        for (auto* r : {&a_, &b_})
-            if (r->daemon && !r->daemon->running())
-                fail(r->daemon->name() + " exited (status " +
-                     std::to_string(r->daemon->exit_status().value_or(-1)) + ")");
+        for (auto& r : peers_)
+            if (r.daemon && !r.daemon->running())
+                fail(r.daemon->name() + " exited (status " +
+                     std::to_string(r.daemon->exit_status().value_or(-1)) + ")");
     }
-    // Stops both as systemd would (SIGTERM); their exit statuses, -1 for
-    // one that had to be killed.
+    // Stops every daemon as systemd would (SIGTERM); their exit statuses,
+    // -1 for one that had to be killed.
     json stop_daemons() {
         json statuses;
-        for (auto* r : {&a_, &b_}) statuses[r == &a_ ? "a" : "b"] = r->daemon->stop().value_or(-1);
+        for (auto& r : peers_) statuses[r.name] = r.daemon->stop().value_or(-1);
         return statuses;
     }
     // Checks `condition` every 50 ms until it holds.
@@ -311,14 +327,14 @@ class Rig {
                 hot_until = Clock::now() + 20ms;
         }
     }
-    // Waits until neither daemon used more than 10 ms of CPU over 0.5 s.
+    // Waits until no daemon used more than 10 ms of CPU over 0.5 s.
     void wait_quiet() {
         auto before = cpu_ms();
         wait_until("the daemons to go idle", 120s, [&] {
             std::this_thread::sleep_for(450ms);
             const auto after = cpu_ms();
-            const bool quiet =
-                after.first - before.first <= 10 && after.second - before.second <= 10;
+            bool quiet = true;
+            for (size_t i = 0; i < after.size(); ++i) quiet = quiet && after[i] - before[i] <= 10;
             before = after;
             return quiet;
         });
@@ -326,44 +342,52 @@ class Rig {
 
     json memory() const {
         json m;
-        for (const auto* r : {&a_, &b_}) {
-            const auto mem = memory_of(r->daemon->pid());
-            m[r == &a_ ? "a" : "b"] = {{"rss_mib", mem.rss_mib},
-                                       {"peak_rss_mib", mem.peak_rss_mib}};
+        for (const auto& r : peers_) {
+            const auto mem = memory_of(r.daemon->pid());
+            m[r.name] = {{"rss_mib", mem.rss_mib}, {"peak_rss_mib", mem.peak_rss_mib}};
         }
         return m;
     }
 
     const fs::path& dir() const { return dir_; }
-    const Peer& a() const { return a_; }
-    const Peer& b() const { return b_; }
+    const Peer& a() const { return peers_[0]; }
+    const Peer& b() const { return peers_[1]; }
+    // B, B2, ... Bn.
+    std::vector<const Peer*> receivers() const {
+        std::vector<const Peer*> out;
+        for (size_t i = 1; i < peers_.size(); ++i) out.push_back(&peers_[i]);
+        return out;
+    }
     const std::string& raw_conninfo() const { return raw_conninfo_; }
+    pid_t postgres_pid() const { return postgres_->pid(); }
 
   private:
     // Items and unpushed outbox entries on each side: did A push, did B pull?
     std::string where_the_rows_are() const {
         std::string out;
-        for (const auto* r : {&a_, &b_}) {
+        for (const auto& r : peers_) {
+            out += (out.empty() ? "" : "; ") + r.name + ": ";
             try {
-                sqlite::Connection db(r->db.string(), SQLITE_OPEN_READONLY);
-                out += (r == &a_ ? "A: " : "; B: ") +
-                       std::to_string(db.query_int("SELECT count(*) FROM items")) + " items, " +
+                sqlite::Connection db(r.db.string(), SQLITE_OPEN_READONLY);
+                out += std::to_string(db.query_int("SELECT count(*) FROM items")) + " items, " +
                        std::to_string(Outbox(db).depth()) + " outbox entries";
             } catch (const std::exception& e) {
-                out += std::string(r == &a_ ? "A: " : "; B: ") + e.what();
+                out += e.what();
             }
         }
         return out;
     }
-    std::pair<double, double> cpu_ms() const {
-        return {counters_of(a_.daemon->pid()).cpu_ms, counters_of(b_.daemon->pid()).cpu_ms};
+    std::vector<double> cpu_ms() const {
+        std::vector<double> out;
+        for (const auto& r : peers_) out.push_back(counters_of(r.daemon->pid()).cpu_ms);
+        return out;
     }
 
     fs::path dir_;
     std::string syncd_;
     std::unique_ptr<LocalPostgres> postgres_;
     std::string daemon_conninfo_, raw_conninfo_;
-    Peer a_, b_;  // after postgres_: stopped first
+    std::vector<Peer> peers_;  // after postgres_: stopped first
 };
 
 // ---- Measurements ----
@@ -445,21 +469,27 @@ std::vector<double> propagation_latencies(Rig& rig, int writes) {
 }
 
 // The floor for any Postgres-based sync: the same notes INSERTed into a
-// plain table, autocommit, by a statement that also NOTIFYs; timed from
-// before the INSERT until a second connection LISTENing has the notice.
-std::vector<double> raw_notify_latencies(const std::string& conninfo, int writes) {
-    PgConnection writer(conninfo), listener(conninfo);
-    writer.exec(std::string("CREATE TABLE raw_notes") + kRawTable);
-    listener.exec("LISTEN raw_notes");
-    const std::string insert =
-        "WITH row AS (INSERT INTO raw_notes (source_type, source_id, title, content) VALUES "
-        "('note', $1, $2, $3) RETURNING source_id) SELECT pg_notify('raw_notes', source_id) FROM "
-        "row";
+// plain table `table`, autocommit, by a statement that also NOTIFYs; timed
+// from before the INSERT until the last of `listeners` other connections
+// LISTENing has the notice.
+std::vector<double> raw_notify_latencies(const std::string& conninfo, const std::string& table,
+                                         int listeners, int writes) {
+    PgConnection writer(conninfo);
+    writer.exec("CREATE TABLE " + table + kRawTable);
+    std::vector<std::unique_ptr<PgConnection>> listening;
+    for (int i = 0; i < listeners; ++i) {
+        listening.push_back(std::make_unique<PgConnection>(conninfo));
+        listening.back()->exec("LISTEN " + table);
+    }
+    const std::string insert = "WITH row AS (INSERT INTO " + table +
+                               " (source_type, source_id, title, content) VALUES ('note', $1, "
+                               "$2, $3) RETURNING source_id) SELECT pg_notify('" +
+                               table + "', source_id) FROM row";
     ContentGenerator gen(21);
     auto timed_write = [&](const std::string& id) {
         const auto t0 = Clock::now();
         writer.exec(insert, {id, "Note " + id, gen.next()});
-        listener.await_notification(id, Clock::now() + 30s);
+        for (auto& l : listening) l->await_notification(id, Clock::now() + 30s);
         return ms_between(t0, Clock::now());
     };
     timed_write("warmup");
@@ -614,7 +644,158 @@ json raw_bulk(Rig& rig, const std::vector<ItemFields>& notes) {
             {"seconds", copy_in_s + copy_out_s + sqlite_s}};
 }
 
+// ---- Fan-out ----
+
+// Per write on A, from the start of the write: when the last of the
+// receivers had the row, and the median receiver.
+struct FanoutTimes {
+    std::vector<double> last_ms, median_ms;
+};
+
+FanoutTimes fanout_latencies(Rig& rig, int writes) {
+    AppWriter app(rig.a().db.string());
+    const auto receivers = rig.receivers();
+    std::vector<sqlite::Connection> readers;
+    std::vector<fs::path> dirs;
+    readers.reserve(receivers.size());
+    dirs.reserve(receivers.size());
+    for (const auto* r : receivers) {
+        readers.push_back(open_reader(r->db));
+        dirs.push_back(r->db.parent_path());
+    }
+    std::vector<sqlite::Statement> visible;  // each on its reader, which stays where it is
+    visible.reserve(readers.size());
+    for (auto& reader : readers)
+        visible.emplace_back(reader,
+                             "SELECT EXISTS (SELECT 1 FROM items WHERE source_type = 'note' AND "
+                             "source_id = ?)");
+    DirectoryWatch watch(dirs);
+    ContentGenerator gen(23);
+    FanoutTimes out;
+    auto timed_write = [&](const std::string& id) {
+        const auto item = note(id, gen.next());
+        std::vector<std::optional<double>> seen(receivers.size());
+        const auto t0 = Clock::now();
+        app.upsert_item(item);
+        rig.wait_on_b(id + " to reach all " + std::to_string(receivers.size()) + " receivers", 60s,
+                      watch, 100us, [&] {
+                          bool all = true;
+                          for (size_t i = 0; i < receivers.size(); ++i) {
+                              if (seen[i])
+                                  continue;
+                              visible[i].bind_all(id);
+                              if (visible[i].step() && visible[i].integer(0) != 0)
+                                  seen[i] = ms_between(t0, Clock::now());
+                              visible[i].reset();
+                              all = all && seen[i].has_value();
+                          }
+                          return all;
+                      });
+        std::vector<double> ms;
+        ms.reserve(seen.size());
+        for (const auto& v : seen) ms.push_back(*v);
+        std::sort(ms.begin(), ms.end());
+        return std::make_pair(ms.back(), ms[(ms.size() - 1) / 2]);
+    };
+    timed_write("fanout-warmup");
+    Pauses pauses;
+    for (int i = 0; i < writes; ++i) {
+        pauses.sleep();
+        const auto [last, median] = timed_write("fanout-" + std::to_string(i));
+        out.last_ms.push_back(last);
+        out.median_ms.push_back(median);
+    }
+    return out;
+}
+
+// Connections the daemons hold on the upstream database.
+std::int64_t upstream_connections(const Rig& rig) {
+    PgConnection admin(rig.raw_conninfo());
+    return admin.query_int(
+        "SELECT count(*) FROM pg_stat_activity WHERE usename = 'lestash_bench_daemon'");
+}
+
+json one_fanout(const fs::path& dir, const std::string& syncd, int receivers, int writes) {
+    fs::create_directories(dir);
+    Rig rig(dir, syncd, receivers);
+    rig.start_daemons();
+    rig.wait_quiet();
+    json r = {{"receivers", receivers}, {"writes", writes}};
+    r["upstream_connections"] = upstream_connections(rig);
+
+    const auto cpu = [&] {
+        double daemons = 0;
+        for (const auto* p : rig.receivers()) daemons += proc::cpu_ms(p->daemon->pid());
+        return std::make_tuple(proc::tree_cpu_ms(rig.postgres_pid()),
+                               proc::cpu_ms(rig.a().daemon->pid()), daemons);
+    };
+    const auto [pg0, a0, recv0] = cpu();
+    const auto ours = fanout_latencies(rig, writes);
+    const auto [pg1, a1, recv1] = cpu();
+    const auto pg_raw0 = proc::tree_cpu_ms(rig.postgres_pid());
+    const auto raw = raw_notify_latencies(rig.raw_conninfo(), "raw_fanout", receivers, writes);
+    const auto pg_raw1 = proc::tree_cpu_ms(rig.postgres_pid());
+
+    const auto last = percentiles(ours.last_ms), raw_p = percentiles(raw);
+    json ratio;
+    for (const char* p : {"p50", "p95", "p99", "max"})
+        ratio[p] = last[p].get<double>() / raw_p[p].get<double>();
+    // Writes + the warm-up; CPU ms of the whole window, the pauses included.
+    const double n = writes + 1;
+    r["latency_ms"] = {{"last_receiver", last},
+                       {"median_receiver", percentiles(ours.median_ms)},
+                       {"raw_postgres_notify_last_listener", raw_p},
+                       {"ratio_last", ratio}};
+    r["cpu_ms_per_write"] = {{"postgres", (pg1 - pg0) / n},
+                             {"postgres_raw", (pg_raw1 - pg_raw0) / n},
+                             {"writer_daemon", (a1 - a0) / n},
+                             {"receiver_daemons", (recv1 - recv0) / n},
+                             {"per_receiver_daemon", (recv1 - recv0) / n / receivers}};
+    double peak = 0;
+    for (const auto* p : rig.receivers())
+        peak = std::max(peak, memory_of(p->daemon->pid()).peak_rss_mib);
+    r["receiver_peak_rss_mib_max"] = peak;
+    r["exit_status"] = rig.stop_daemons();
+    return r;
+}
+
 }  // namespace
+
+json bench_fanout(const fs::path& dir, const FanoutBenchOptions& options) {
+    const std::string syncd =
+        options.syncd_path.empty()
+            ? (fs::read_symlink("/proc/self/exe").parent_path() / "lestash-syncd").string()
+            : options.syncd_path;
+    json runs = json::array();
+    for (const int n : options.receivers)
+        runs.push_back(one_fanout(dir / ("fanout-" + std::to_string(n)), syncd, n, options.writes));
+    return {{"pause_ms", {kPauseMinMs, kPauseMaxMs}}, {"runs", runs}};
+}
+
+void print_fanout_table(const json& r) {
+    std::printf("fan-out: one note written on A, ms until the last of N running replicas has it\n");
+    std::printf("  %4s %6s | %7s %7s %7s | %7s %7s | %9s | %8s %8s %8s %8s\n", "N", "conns", "p50",
+                "p95", "p99", "raw p50", "raw p99", "p99/raw", "PG ms/w", "raw ms/w", "A ms/w",
+                "recv ms/w");
+    for (const auto& run : r["runs"]) {
+        const auto& lat = run["latency_ms"];
+        const auto& cpu = run["cpu_ms_per_write"];
+        std::printf(
+            "  %4d %6lld | %7.2f %7.2f %7.2f | %7.2f %7.2f | %9.2f | %8.2f %8.2f %8.2f %8.2f\n",
+            run["receivers"].get<int>(),
+            static_cast<long long>(run["upstream_connections"].get<std::int64_t>()),
+            lat["last_receiver"]["p50"].get<double>(), lat["last_receiver"]["p95"].get<double>(),
+            lat["last_receiver"]["p99"].get<double>(),
+            lat["raw_postgres_notify_last_listener"]["p50"].get<double>(),
+            lat["raw_postgres_notify_last_listener"]["p99"].get<double>(),
+            lat["ratio_last"]["p99"].get<double>(), cpu["postgres"].get<double>(),
+            cpu["postgres_raw"].get<double>(), cpu["writer_daemon"].get<double>(),
+            cpu["per_receiver_daemon"].get<double>());
+    }
+    std::printf(
+        "  (conns: the daemons' Postgres connections; CPU ms per write, over the whole window "
+        "with its pauses; the median receiver: --json)\n");
+}
 
 json bench_daemon(const fs::path& dir, const DaemonBenchOptions& options) {
     const std::string syncd =
@@ -627,7 +808,8 @@ json bench_daemon(const fs::path& dir, const DaemonBenchOptions& options) {
 
     // 1. Propagation latency, ours then raw.
     const auto ours = percentiles(propagation_latencies(rig, options.writes));
-    const auto raw = percentiles(raw_notify_latencies(rig.raw_conninfo(), options.writes));
+    const auto raw =
+        percentiles(raw_notify_latencies(rig.raw_conninfo(), "raw_notes", 1, options.writes));
     json ratio;
     for (const char* p : {"p50", "p95", "p99", "max"})
         ratio[p] = ours[p].get<double>() / raw[p].get<double>();

@@ -138,6 +138,17 @@ int main(int argc, char** argv) {
         ->check(CLI::PositiveNumber);
     daemon->add_option("--syncd", daemon_options.syncd_path,
                        "the lestash-syncd to run (default: the one beside lestash-bench)");
+    FanoutBenchOptions fanout_options;
+    auto* fanout = app.add_subcommand(
+        "fanout", "one write on A reaching N running lestash-syncd: latency of the last, CPU");
+    fanout
+        ->add_option("--receivers", fanout_options.receivers,
+                     "receiving replicas, one run per number (default: 5 20)")
+        ->check(CLI::Range(1, 60));
+    fanout->add_option("--writes", fanout_options.writes, "single-note writes timed per run")
+        ->check(CLI::PositiveNumber);
+    fanout->add_option("--syncd", fanout_options.syncd_path,
+                       "the lestash-syncd to run (default: the one beside lestash-bench)");
     PhoneBenchOptions phone_options;
     auto* phone = app.add_subcommand(
         "phone", "PowerSync: desktop commit -> phone latency, a fresh phone's first sync");
@@ -185,6 +196,12 @@ int main(int argc, char** argv) {
                 std::cout << nlohmann::json{{"media", result}}.dump() << "\n";
             else
                 print_media_table(result);
+        } else if (*fanout) {
+            const auto result = bench_fanout(dir, fanout_options);
+            if (json)
+                std::cout << nlohmann::json{{"fanout", result}}.dump() << "\n";
+            else
+                print_fanout_table(result);
         } else if (*phone) {
             const auto result = bench_phone(dir, phone_options);
             if (json)

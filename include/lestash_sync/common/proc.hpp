@@ -23,5 +23,10 @@ std::int64_t context_switches(pid_t pid);
 // CPU time, user plus system. Raises std::runtime_error when
 // /proc/<pid>/stat cannot be read.
 double cpu_ms(pid_t pid);
+// CPU time of `root`, of its children that are running (direct ones only)
+// and of those it has waited for (Postgres: the postmaster, its backends
+// and background workers, and the backends that have ended). Raises as
+// cpu_ms for `root`.
+double tree_cpu_ms(pid_t root);
 
 }  // namespace lestash::proc
