@@ -70,6 +70,7 @@ Connection::Connection(const std::string& path, int flags) : path_(path) {
 }
 
 Connection::~Connection() {
+    pool_.reset();  // finalizes the kept statements; ones still in use finalize themselves
     if (db_)
         sqlite3_close_v2(db_);
 }
@@ -80,6 +81,30 @@ void Connection::fail(std::string_view doing) const {
 }
 
 void Connection::exec(std::string_view sql) {
+    sqlite3_stmt* stmt = pool_ ? pool_->take(sql) : nullptr;
+    if (!stmt && pool_) {
+        const char* tail = nullptr;
+        if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail) !=
+            SQLITE_OK)
+            throw LocalDatabaseError("SQL failed on " + path_ + ": " + sqlite3_errmsg(db_));
+        const std::string_view rest = sql.substr(static_cast<size_t>(tail - sql.data()));
+        if (rest.find_first_not_of(" \t\r\n;") != std::string_view::npos || !stmt) {
+            sqlite3_finalize(stmt);  // several statements (or none): sqlite3_exec below
+            stmt = nullptr;
+        }
+    }
+    if (stmt) {
+        Statement st(*this, std::string(sql), stmt);
+        int rc;
+        while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        }
+        if (rc != SQLITE_DONE) {
+            std::string msg = sqlite3_errmsg(db_);
+            sqlite3_reset(stmt);
+            throw LocalDatabaseError("SQL failed on " + path_ + ": " + msg);
+        }
+        return;
+    }
     std::string owned(sql);
     char* err = nullptr;
     if (sqlite3_exec(db_, owned.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
@@ -110,15 +135,69 @@ int Connection::changes() const {
 
 // ---- Statement --------------------------------------------------------------
 
-Statement::Statement(Connection& db, std::string_view sql) : db_(&db) {
-    if (sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_,
-                           nullptr) != SQLITE_OK) {
-        db.fail("preparing \"" + std::string(sql.substr(0, 80)) + "\"");
+// ---- StatementPool ----------------------------------------------------------
+
+namespace detail {
+
+StatementPool::~StatementPool() {
+    for (const auto& e : entries_) sqlite3_finalize(e.stmt);
+}
+
+sqlite3_stmt* StatementPool::take(std::string_view sql) {
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        if (it->sql.size() != sql.size() || it->sql != sql)
+            continue;
+        sqlite3_stmt* stmt = it->stmt;
+        *it = std::move(entries_.back());
+        entries_.pop_back();
+        return stmt;
+    }
+    return nullptr;
+}
+
+void StatementPool::give(std::string sql, sqlite3_stmt* stmt) noexcept {
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    try {
+        if (entries_.size() >= kCapacity) {
+            auto oldest = entries_.begin();
+            for (auto it = entries_.begin(); it != entries_.end(); ++it)
+                if (it->given_at < oldest->given_at)
+                    oldest = it;
+            sqlite3_finalize(oldest->stmt);
+            *oldest = Entry{std::move(sql), stmt, ++clock_};
+            return;
+        }
+        entries_.push_back(Entry{std::move(sql), stmt, ++clock_});
+    } catch (...) {
+        sqlite3_finalize(stmt);  // out of memory: not kept
     }
 }
 
-Statement::~Statement() {
+}  // namespace detail
+
+Statement::Statement(Connection& db, std::string_view sql) : db_(&db), pool_(db.pool_) {
+    if (db.pool_)
+        stmt_ = db.pool_->take(sql);
+    if (!stmt_ && sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_,
+                                     nullptr) != SQLITE_OK) {
+        sqlite3_finalize(stmt_);
+        stmt_ = nullptr;
+        db.fail("preparing \"" + std::string(sql.substr(0, 80)) + "\"");
+    }
     if (stmt_)
+        sql_ = std::string(sql);
+}
+
+Statement::Statement(Connection& db, std::string sql, sqlite3_stmt* stmt)
+    : db_(&db), pool_(db.pool_), sql_(std::move(sql)), stmt_(stmt) {}
+
+Statement::~Statement() {
+    if (!stmt_)
+        return;
+    if (const auto pool = pool_.lock())
+        pool->give(std::move(sql_), stmt_);
+    else
         sqlite3_finalize(stmt_);
 }
 

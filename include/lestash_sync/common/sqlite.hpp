@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -35,6 +36,38 @@ std::string quote_literal(std::string_view text);
 
 class Connection;
 
+namespace detail {
+
+// The prepared statements a connection keeps after use, by SQL text, so
+// that the next Statement with the same text skips SQLite's parser
+// (preparing was a quarter of a receiving daemon's CPU: issue 17). Each
+// handle belongs to one Statement at a time; one given back is reset with
+// its bindings cleared. SQLite prepares a kept one again by itself after a
+// schema change. The least recently given back goes when it is full.
+class StatementPool {
+  public:
+    StatementPool() = default;
+    ~StatementPool();
+    StatementPool(const StatementPool&) = delete;
+    StatementPool& operator=(const StatementPool&) = delete;
+
+    // A kept handle for exactly this text, or nullptr.
+    sqlite3_stmt* take(std::string_view sql);
+    void give(std::string sql, sqlite3_stmt* stmt) noexcept;
+
+  private:
+    struct Entry {
+        std::string sql;
+        sqlite3_stmt* stmt;
+        std::uint64_t given_at;
+    };
+    static constexpr std::size_t kCapacity = 128;
+    std::vector<Entry> entries_;
+    std::uint64_t clock_ = 0;
+};
+
+}  // namespace detail
+
 class Statement {
   public:
     Statement(Connection& db, std::string_view sql);
@@ -42,7 +75,10 @@ class Statement {
     Statement(const Statement&) = delete;
     Statement& operator=(const Statement&) = delete;
     Statement(Statement&& other) noexcept
-        : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)) {}
+        : db_(other.db_),
+          pool_(std::move(other.pool_)),
+          sql_(std::move(other.sql_)),
+          stmt_(std::exchange(other.stmt_, nullptr)) {}
 
     Statement& bind(int index, const Value& v);
     Statement& bind(int index, std::int64_t v);
@@ -74,7 +110,13 @@ class Statement {
     sqlite3_stmt* handle() const { return stmt_; }
 
   private:
+    friend class Connection;
+    // A handle Connection::exec prepared (and found to be one statement).
+    Statement(Connection& db, std::string sql, sqlite3_stmt* stmt);
+
     Connection* db_;
+    std::weak_ptr<detail::StatementPool> pool_;  // where the handle goes back
+    std::string sql_;
     sqlite3_stmt* stmt_ = nullptr;
 };
 
@@ -87,8 +129,12 @@ class Connection {
     Connection(const Connection&) = delete;
     Connection& operator=(const Connection&) = delete;
     Connection(Connection&& other) noexcept
-        : path_(std::move(other.path_)), db_(std::exchange(other.db_, nullptr)) {}
+        : path_(std::move(other.path_)),
+          db_(std::exchange(other.db_, nullptr)),
+          pool_(std::move(other.pool_)) {}
 
+    // One statement runs as a kept prepared one (see detail::StatementPool);
+    // several, through sqlite3_exec.
     void exec(std::string_view sql);
     std::int64_t query_int(std::string_view sql);
     std::optional<std::string> query_text(std::string_view sql);
@@ -103,8 +149,10 @@ class Connection {
     [[noreturn]] void fail(std::string_view doing) const;
 
   private:
+    friend class Statement;
     std::string path_;
     sqlite3* db_ = nullptr;
+    std::shared_ptr<detail::StatementPool> pool_ = std::make_shared<detail::StatementPool>();
 };
 
 // BEGIN IMMEDIATE ... COMMIT, rolled back if the scope exits by exception.
