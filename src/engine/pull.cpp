@@ -239,6 +239,7 @@ PullStats SyncEngine::pull_batch() {
     if (read.compacted_past_us)
         return bootstrap(true);
     stats.held_back = read.held_back;
+    stats.caught_up = !read.held_back && read.changes < options_.pull_batch;
     if (read.changes == 0)
         return stats;
     spdlog::debug("pull: change log after {} up to {}: {} entries, {} rows fetched", *cursor_text,
@@ -246,6 +247,7 @@ PullStats SyncEngine::pull_batch() {
     fault("pull:after-fetch");
     PullStats applied = apply_rows(read.fetched, &read.next_cursor);
     applied.changes = read.changes;
+    applied.caught_up = stats.caught_up;
     return stats += applied;
 }
 

@@ -23,6 +23,7 @@ PullStats& PullStats::operator+=(const PullStats& o) {
     deleted += o.deleted;
     deferred += o.deferred;
     held_back = held_back || o.held_back;
+    caught_up = o.caught_up;  // the latest read's
     return *this;
 }
 
@@ -170,7 +171,9 @@ PullStats SyncEngine::pull_all() {
     while (!(options_.should_stop && options_.should_stop())) {
         const PullStats s = pull_batch();
         total += s;
-        if (s.changes == 0)
+        // Caught up: one more read would find nothing (a round of
+        // Postgres queries per notification saved, issue 17's fan-out).
+        if (s.changes == 0 || s.caught_up)
             break;
     }
     return total;

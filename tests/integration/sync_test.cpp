@@ -574,6 +574,37 @@ TEST_CASE(
     CHECK(count(pg, "SELECT count(*) FROM lestash.items") == 1);
 }
 
+TEST_CASE_METHOD(OneReplica,
+                 "a pull that reads less than a batch stops there, one that fills a batch reads on",
+                 "[sync][pull]") {
+    int fetches = 0;
+    SyncOptions opts;
+    opts.pull_batch = 4;
+    opts.fault_hook = [&](std::string_view point) {
+        if (point == "pull:fetch")
+            ++fetches;
+    };
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo, 11, opts);
+    b.sync();  // bootstrap: nothing yet
+    AppWriter app(a.path());
+    for (int i = 0; i < 3; ++i) app.upsert_item(post("short-" + std::to_string(i), "three"));
+    a.sync();
+    fetches = 0;
+    auto pulled = b.engine().pull_all();
+    CHECK(pulled.changes == 3);
+    CHECK(pulled.caught_up);
+    CHECK(fetches == 1);  // one round of Postgres queries, not a second that finds nothing
+
+    for (int i = 0; i < 9; ++i) app.upsert_item(post("long-" + std::to_string(i), "nine"));
+    a.sync();
+    fetches = 0;
+    pulled = b.engine().pull_all();
+    CHECK(pulled.changes == 9);  // batches of 4, 4 and 1
+    CHECK(fetches == 3);
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM items") == 12);
+    require_converged(b);
+}
+
 TEST_CASE_METHOD(OneReplica, "a large pull never locks the app out", "[sync][app]") {
     {
         AppWriter app(a.path());

@@ -52,6 +52,11 @@ struct PullStats {
     // Committed changes left unread below a transaction still running on the
     // cluster (ChangeLogAhead::held_back): pull again soon, no event will come.
     bool held_back = false;
+    // The change log read came back short of a batch, nothing held back:
+    // everything committed before its snapshot is here, and whatever
+    // commits after it sends a notification (pull_all stops; a one-batch
+    // pull that read nothing new need not follow).
+    bool caught_up = false;
     PullStats& operator+=(const PullStats& o);
 };
 
