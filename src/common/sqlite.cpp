@@ -1,6 +1,7 @@
 // RAII wrappers over the SQLite C API (see include/lestash_sync/common/sqlite.hpp).
 #include "lestash_sync/common/sqlite.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace lestash::sqlite {
@@ -179,13 +180,21 @@ void StatementPool::give(std::string sql, sqlite3_stmt* stmt) noexcept {
 Statement::Statement(Connection& db, std::string_view sql) : db_(&db), pool_(db.pool_) {
     if (db.pool_)
         stmt_ = db.pool_->take(sql);
-    if (!stmt_ && sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_,
-                                     nullptr) != SQLITE_OK) {
+    if (stmt_) {
+        sql_ = std::string(sql);
+        return;
+    }
+    const char* tail = nullptr;
+    if (sqlite3_prepare_v2(db.handle(), sql.data(), static_cast<int>(sql.size()), &stmt_, &tail) !=
+        SQLITE_OK) {
         sqlite3_finalize(stmt_);
         stmt_ = nullptr;
         db.fail("preparing \"" + std::string(sql.substr(0, 80)) + "\"");
     }
-    if (stmt_)
+    // Kept only when the text is this one statement: exec of the same text
+    // must not take a handle that runs only its first.
+    const std::string_view rest = sql.substr(static_cast<size_t>(tail - sql.data()));
+    if (stmt_ && rest.find_first_not_of(" \t\r\n;") == std::string_view::npos)
         sql_ = std::string(sql);
 }
 
@@ -195,7 +204,7 @@ Statement::Statement(Connection& db, std::string sql, sqlite3_stmt* stmt)
 Statement::~Statement() {
     if (!stmt_)
         return;
-    if (const auto pool = pool_.lock())
+    if (const auto pool = pool_.lock(); pool && !sql_.empty())
         pool->give(std::move(sql_), stmt_);
     else
         sqlite3_finalize(stmt_);
@@ -316,8 +325,10 @@ void Transaction::commit() {
     open_ = false;
 }
 
+// The engine's connection is at FULL (or EXTRA) from its open on: a lower
+// level read here is one a failed restore left, and FULL is what goes back.
 DiskDeferredTransaction::Relaxed::Relaxed(Connection& c, bool defer)
-    : db(c), saved(defer ? c.query_int("PRAGMA synchronous") : 0) {
+    : db(c), saved(defer ? std::max<std::int64_t>(2, c.query_int("PRAGMA synchronous")) : 0) {
     if (saved > 1)
         db.exec("PRAGMA synchronous = NORMAL");
 }
@@ -327,7 +338,7 @@ bool DiskDeferredTransaction::Relaxed::restore() noexcept {
         return true;
     const char* sql = saved == 3 ? "PRAGMA synchronous = EXTRA" : "PRAGMA synchronous = FULL";
     bool back = sqlite3_exec(db.handle(), sql, nullptr, nullptr, nullptr) == SQLITE_OK;
-    // The pragma is silently ignored inside a transaction: read it back.
+    // Refused inside a transaction, and a failure must not pass unseen: read it back.
     sqlite3_stmt* st = nullptr;
     if (back &&
         sqlite3_prepare_v2(db.handle(), "PRAGMA synchronous", -1, &st, nullptr) == SQLITE_OK &&

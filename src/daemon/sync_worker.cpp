@@ -455,8 +455,12 @@ unsigned SyncWorker::follow_requests(unsigned bits) {
         status_.update([](DaemonStatus& s) { s.state = DaemonState::idle; });
         more |= kSync;
     }
-    if (bits & kJob)
+    if (bits & kJob) {
         run_jobs();
+        // A job (verify --repair) may queue, push and refuse on our own
+        // connection: no data_version moves for that.
+        refresh_local_counters();
+    }
     return more;
 }
 

@@ -68,20 +68,24 @@ PullStats RowApplier::apply(const RowsToApply& rows) {
 }
 
 void RowApplier::remove_all_except(const TableMapping& m, const std::set<std::string>& upstream) {
-    // A row Postgres refused is not upstream either, and was never deleted there.
-    const auto refused = DeadLetters(db_).uuids_of(m.spec->name);
-    auto gone = [&](const std::string& uuid) {
-        return !upstream.count(uuid) && !refused.count(uuid);
-    };
     if (!m.spec->keyed_by_rowid()) {
         for (const auto& [uuid, key] : link_index(m))
-            if (gone(uuid))
+            if (!upstream.count(uuid))
                 remove(m, uuid);
         return;
     }
     for (const auto& uuid : ids_.uuids_of(m.spec->name))
-        if (gone(uuid))
+        if (!upstream.count(uuid))
             remove(m, uuid);
+}
+
+bool RowApplier::never_upstream(const TableMapping& m, const std::string& uuid, bool acknowledged) {
+    if (acknowledged)
+        return false;
+    auto [it, fresh] = refused_inserts_.try_emplace(m.spec->name);
+    if (fresh)
+        it->second = DeadLetters(db_).refused_inserts(m.spec->name);
+    return it->second.count(uuid) > 0;
 }
 
 bool RowApplier::is_pending(const TableMapping& m, const std::string& key) const {
@@ -309,6 +313,10 @@ void RowApplier::remove(const TableMapping& m, const std::string& uuid) {
         defer(m, uuid);
         return;
     }
+    if (never_upstream(m, uuid, known->server_rev.has_value())) {
+        undefer(m, uuid);  // its insert was refused: absent upstream, not deleted there
+        return;
+    }
     sql_.get("DELETE FROM " + quote_identifier(m.spec->name) + " WHERE " +
              quote_identifier(m.spec->local_key[0]) + " = ?")
         .bind(1, known->local_id)
@@ -329,6 +337,10 @@ void RowApplier::remove_link(const TableMapping& m, const std::string& uuid) {
     for (const auto& v : it->second) key.push_back(std::get<std::int64_t>(v));
     if (is_pending(m, key.dump())) {
         defer(m, uuid);
+        return;
+    }
+    if (never_upstream(m, uuid, ids_.link_rev(uuid).has_value())) {
+        undefer(m, uuid);
         return;
     }
     std::string where;

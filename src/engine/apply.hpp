@@ -43,7 +43,8 @@ class RowApplier {
     // Applies rows in the order given (see apply_order).
     PullStats apply(const RowsToApply& rows);
     // Deletes local rows that have an identity but are no longer upstream
-    // (after a full resync); rows with pending local edits stay.
+    // (after a full resync); rows with pending local edits stay, and so do
+    // rows Postgres never had (see never_upstream).
     void remove_all_except(const TableMapping& m, const std::set<std::string>& upstream);
 
   private:
@@ -72,6 +73,11 @@ class RowApplier {
                          const std::vector<std::pair<std::string, std::string>>& unresolved);
     // References that arrived before the row they point to, now resolvable.
     void resolve_pending_references();
+    // Whether a row missing upstream is one Postgres never had: its insert
+    // was refused (a dead letter) and no revision of it was ever seen here
+    // (`acknowledged`). A resync, verify --repair or a re-fetch finds such
+    // a row missing; it is the user's, and remove() keeps it.
+    bool never_upstream(const TableMapping& m, const std::string& uuid, bool acknowledged);
     void remove(const TableMapping& m, const std::string& uuid);
     // A link row's UUID derives from its parents'; find which local row has it.
     void remove_link(const TableMapping& m, const std::string& uuid);
@@ -87,6 +93,7 @@ class RowApplier {
     bool had_deferred_ = false;
     bool had_unresolved_ = false;
     std::map<std::string, std::map<std::string, std::vector<sqlite::Value>>> link_indexes_;
+    std::map<std::string, std::set<std::string>> refused_inserts_;  // by table, read on first use
     PullStats stats_;
 };
 

@@ -32,8 +32,10 @@ nlohmann::json DeadLetters::list(std::int64_t limit) {
     return out;
 }
 
-std::set<std::string> DeadLetters::uuids_of(const std::string& table) {
-    sqlite::Statement st(db_, "SELECT row_uuid FROM _lestash_sync_dead_letters WHERE tbl = ?");
+std::set<std::string> DeadLetters::refused_inserts(const std::string& table) {
+    sqlite::Statement st(db_,
+                         "SELECT row_uuid FROM _lestash_sync_dead_letters WHERE tbl = ? AND op = "
+                         "'insert'");
     st.bind(1, table);
     std::set<std::string> out;
     while (st.step())

@@ -365,6 +365,12 @@ TEST_CASE("a change Postgres refuses for good becomes a dead letter and the rest
     CHECK_THAT(one_text(a.replica().db(), "SELECT error FROM _lestash_sync_dead_letters"),
                Catch::Contains("test_no_rejects"));
     CHECK(one_text(a.replica().db(), "SELECT sqlstate FROM _lestash_sync_dead_letters") == "23514");
+
+    // verify --repair finds it missing upstream, queues it, is refused
+    // again, fetches nothing: the row is the user's and stays.
+    a.engine().verify(true);
+    CHECK(a.replica().db().query_int("SELECT count(*) FROM items WHERE source_id = 'bad'") == 1);
+    CHECK(a.replica().db().query_int("SELECT count(*) FROM items") == 3);
 }
 
 TEST_CASE_METHOD(OneReplica, "rows written directly in Postgres reach every replica",
@@ -572,6 +578,28 @@ TEST_CASE(
     CHECK(b.replica().db().query_int("SELECT count(*) FROM _lestash_sync_dead_letters") == 1);
     pqxx::connection pg(up.admin_conninfo);
     CHECK(count(pg, "SELECT count(*) FROM lestash.items") == 1);
+}
+
+TEST_CASE("a resync removes a row deleted upstream even when an edit of it was refused",
+          "[sync][resync]") {
+    const auto up = upstream_refusing_reject_me();
+    TempDir dir;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    AppWriter app_a(a.path()), app_b(b.path());
+    const auto x = app_a.upsert_item(post("x", "once everywhere"));
+    sync_until_quiet({&a, &b});
+    auto edit = post("x", "edited on B, refused");
+    edit.title = "reject me";
+    app_b.upsert_item(edit);
+    b.sync();  // the update is a dead letter: Postgres had the row all along
+    REQUIRE(b.replica().db().query_int("SELECT count(*) FROM _lestash_sync_dead_letters") == 1);
+    app_a.delete_item(x);
+    a.sync();
+    pqxx::connection pg(up.admin_conninfo);
+    CHECK(count(pg, "SELECT lestash.compact_change_log('0 seconds')") > 0);
+    b.sync();  // a resync: x is gone upstream, deleted there
+    CHECK(b.replica().db().query_int("SELECT count(*) FROM items WHERE source_id = 'x'") == 0);
 }
 
 TEST_CASE_METHOD(OneReplica,

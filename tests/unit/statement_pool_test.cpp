@@ -104,4 +104,11 @@ TEST_CASE("exec runs one statement kept, several through sqlite3_exec, errors al
     db.exec("ROLLBACK");
     CHECK(db.query_int("SELECT count(*) FROM t WHERE v = 'd'") == 0);
     db.exec("  ");  // nothing to run
+
+    // A Statement of a text with two statements prepares the first only;
+    // that handle must not serve exec of the same text, which runs both.
+    const char* two = "INSERT INTO t (v) VALUES ('e'); INSERT INTO t (v) VALUES ('f')";
+    { sqlite::Statement first_only(db, two); }
+    db.exec(two);
+    CHECK(db.query_int("SELECT count(*) FROM t WHERE v IN ('e', 'f')") == 2);
 }

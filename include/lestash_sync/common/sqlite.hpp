@@ -116,7 +116,7 @@ class Statement {
 
     Connection* db_;
     std::weak_ptr<detail::StatementPool> pool_;  // where the handle goes back
-    std::string sql_;
+    std::string sql_;  // the pool's key; empty: not kept (a text of several statements)
     sqlite3_stmt* stmt_ = nullptr;
 };
 

@@ -23,9 +23,9 @@ class DeadLetters {
 
     void add(const DeadLetter& letter);
     std::int64_t count();
-    // The rows of `table` a dead letter names: a refused insert is a local
-    // row Postgres never had, not one deleted there.
-    std::set<std::string> uuids_of(const std::string& table);
+    // The rows of `table` whose insert Postgres refused: local rows it
+    // never had (unless pushed since), not rows deleted there.
+    std::set<std::string> refused_inserts(const std::string& table);
     // The newest `limit`, oldest first: [{id, table, row_uuid, op, payload,
     // error, sqlstate, failed_at}].
     nlohmann::json list(std::int64_t limit);
