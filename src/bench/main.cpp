@@ -178,43 +178,26 @@ int main(int argc, char** argv) {
     fs::create_directories(dir);
     int rc = 0;
     try {
-        if (*capture) {
-            const auto result = bench_capture(dir, items, batch);
+        // One JSON object under the subcommand's name, or its table.
+        auto report = [&](const char* name, const nlohmann::json& result,
+                          void (*print)(const nlohmann::json&)) {
             if (json)
-                std::cout << nlohmann::json{{"capture", result}}.dump() << "\n";
+                std::cout << nlohmann::json{{name, result}}.dump() << "\n";
             else
-                print_table(result);
-        } else if (*sync) {
-            const auto result = bench_sync(dir, items, postgres, push_only);
-            if (json)
-                std::cout << nlohmann::json{{"sync", result}}.dump() << "\n";
-            else
-                print_sync_table(result);
-        } else if (*media) {
-            const auto result = bench_media(dir, media_options);
-            if (json)
-                std::cout << nlohmann::json{{"media", result}}.dump() << "\n";
-            else
-                print_media_table(result);
-        } else if (*fanout) {
-            const auto result = bench_fanout(dir, fanout_options);
-            if (json)
-                std::cout << nlohmann::json{{"fanout", result}}.dump() << "\n";
-            else
-                print_fanout_table(result);
-        } else if (*phone) {
-            const auto result = bench_phone(dir, phone_options);
-            if (json)
-                std::cout << nlohmann::json{{"phone", result}}.dump() << "\n";
-            else
-                print_phone_table(result);
-        } else {
-            const auto result = bench_daemon(dir, daemon_options);
-            if (json)
-                std::cout << nlohmann::json{{"daemon", result}}.dump() << "\n";
-            else
-                print_daemon_table(result);
-        }
+                print(result);
+        };
+        if (*capture)
+            report("capture", bench_capture(dir, items, batch), print_table);
+        else if (*sync)
+            report("sync", bench_sync(dir, items, postgres, push_only), print_sync_table);
+        else if (*media)
+            report("media", bench_media(dir, media_options), print_media_table);
+        else if (*fanout)
+            report("fanout", bench_fanout(dir, fanout_options), print_fanout_table);
+        else if (*phone)
+            report("phone", bench_phone(dir, phone_options), print_phone_table);
+        else
+            report("daemon", bench_daemon(dir, daemon_options), print_daemon_table);
     } catch (const std::exception& e) {
         std::cerr << "lestash-bench: " << e.what() << "\n";
         rc = 1;

@@ -59,6 +59,17 @@ std::string quote_literal(std::string_view text) {
 
 // ---- Connection -------------------------------------------------------------
 
+namespace {
+
+// Whether `sql` is one statement: nothing but blanks and semicolons after
+// where sqlite3_prepare_v2 stopped (`tail`).
+bool nothing_after(std::string_view sql, const char* tail) {
+    return sql.substr(static_cast<size_t>(tail - sql.data())).find_first_not_of(" \t\r\n;") ==
+           std::string_view::npos;
+}
+
+}  // namespace
+
 Connection::Connection(const std::string& path, int flags) : path_(path) {
     int rc = sqlite3_open_v2(path.c_str(), &db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
@@ -88,8 +99,7 @@ void Connection::exec(std::string_view sql) {
         if (sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, &tail) !=
             SQLITE_OK)
             throw LocalDatabaseError("SQL failed on " + path_ + ": " + sqlite3_errmsg(db_));
-        const std::string_view rest = sql.substr(static_cast<size_t>(tail - sql.data()));
-        if (rest.find_first_not_of(" \t\r\n;") != std::string_view::npos || !stmt) {
+        if (!stmt || !nothing_after(sql, tail)) {
             sqlite3_finalize(stmt);  // several statements (or none): sqlite3_exec below
             stmt = nullptr;
         }
@@ -193,8 +203,7 @@ Statement::Statement(Connection& db, std::string_view sql) : db_(&db), pool_(db.
     }
     // Kept only when the text is this one statement: exec of the same text
     // must not take a handle that runs only its first.
-    const std::string_view rest = sql.substr(static_cast<size_t>(tail - sql.data()));
-    if (stmt_ && rest.find_first_not_of(" \t\r\n;") == std::string_view::npos)
+    if (stmt_ && nothing_after(sql, tail))
         sql_ = std::string(sql);
 }
 

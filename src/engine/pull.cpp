@@ -228,7 +228,7 @@ PullStats SyncEngine::pull_batch() {
         // cut) left rows with identities: some may have been deleted
         // upstream since, so it runs as a resync. A new device's own rows
         // are kept: pushed ones are upstream, refused ones are dead letters
-        // (see remove_all_except), unpushed ones wait in the outbox.
+        // (RowApplier::never_upstream), unpushed ones wait in the outbox.
         return bootstrap(ids_.any());
     }
     PullStats stats = catch_ups_.empty() ? PullStats{} : run_catch_ups();
