@@ -17,6 +17,7 @@
 #include "lestash_sync/common/error.hpp"
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/replica/apply_scope.hpp"
+#include "skip.hpp"
 #include "sync_fixture.hpp"
 
 using namespace lestash;
@@ -115,6 +116,61 @@ line	tab', 'ü', '2024-01-02T03:04:05', '2024-01-02 03:04:05.123456', 1,
     CHECK(one_text(b.replica().db(),
                    "SELECT quote(is_own_content) || quote(metadata) FROM items "
                    "WHERE source_id = 'reals'") == "0.1'1.0e+308'");
+}
+
+TEST_CASE("a push batch larger than one statement's parameter limit goes in several, whole",
+          "[sync]") {
+    // A statement carries at most 65535 parameters: 4681 new items (14 each)
+    // or 5957 edits of 8 columns (11 each). 6000 rows in one push batch need
+    // two statements of each kind.
+    const auto up = fresh_upstream();
+    TempDir dir;
+    SyncOptions big;
+    big.push_batch = 20000;
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo, 11, big);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo);
+    a.replica().db().exec(R"sql(
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+        INSERT INTO items (source_type, source_id, url, title, content, author, created_at,
+                           is_own_content, metadata)
+        SELECT 'bulk', 'b' || i, 'https://x/' || i, 'T' || i, 'content ' || i, 'me',
+               '2024-01-01 00:00:00', i % 2, '{"i":' || i || '}' FROM n;
+    )sql");
+    a.sync();
+    pqxx::connection admin(up.admin_conninfo);
+    CHECK(count(admin, "SELECT count(*) FROM lestash.items WHERE source_type = 'bulk'") == 6000);
+    a.replica().db().exec(
+        "UPDATE items SET url = url || '/v2', title = title || ' v2', content = content || ' v2', "
+        "author = 'you', created_at = '2025-01-01 00:00:00', fetched_at = '2025-01-02 00:00:00', "
+        "is_own_content = 1 - is_own_content, metadata = '{}' WHERE source_type = 'bulk'");
+    // Each edit also writes a history row (the app's trigger): 6000 more inserts.
+    CHECK(a.engine().push_all().upserted == 12000);
+    CHECK(count(admin, "SELECT count(*) FROM lestash.item_history") == 6000);
+    CHECK(count(admin,
+                "SELECT count(*) FROM lestash.items WHERE content LIKE '% v2' AND "
+                "author = 'you' AND metadata = '{}'") == 6000);
+    b.sync();
+    require_converged(a);
+    require_converged(b);
+}
+
+TEST_CASE_METHOD(OneReplica,
+                 "long values a daemon writes are compressed with lz4 where Postgres has it",
+                 "[sync]") {
+    pqxx::connection admin(up.admin_conninfo);
+    if (count(admin,
+              "SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression' "
+              "AND 'lz4' = ANY(enumvals)") == 0)
+        return skip_test("this Postgres is built without lz4");
+    a.replica().db().exec(
+        "INSERT INTO items (source_type, source_id, content) VALUES ('pdf', 'long', "
+        "(WITH RECURSIVE n(i, s) AS (SELECT 1, 'page ' UNION ALL SELECT i + 1, s || i || ' words "
+        "of an enriched pdf ' FROM n WHERE i < 4000) SELECT s FROM n WHERE i = 4000))");
+    a.sync();
+    CHECK(count(admin,
+                "SELECT count(*) FROM lestash.items WHERE source_id = 'long' AND "
+                "pg_column_compression(content) = 'lz4'") == 1);
+    require_converged(a);
 }
 
 TEST_CASE("a retried push whose acknowledgement was lost is not applied twice",
