@@ -33,36 +33,54 @@ std::string fetch_sql(const TableMapping& m, const std::string& where) {
            " " + where;
 }
 
-FetchedRow row_from(const pqxx::row& r, const TableMapping& m) {
+// The first page of a bootstrap, the first slice of a pull's rows: small,
+// since nothing tells yet how large the rows are; the next ones are sized
+// from what those held (SyncOptions::batch_bytes).
+constexpr size_t kFirstRows = 64;
+
+size_t rows_for(size_t bytes_left, size_t rows_so_far, size_t bytes_so_far, size_t most) {
+    if (rows_so_far == 0)
+        return std::min(kFirstRows, most);
+    const size_t per_row = std::max<size_t>(1, bytes_so_far / rows_so_far);
+    return std::clamp<size_t>(bytes_left / per_row, 1, most);
+}
+
+FetchedRow row_from(const pqxx::row& r, const TableMapping& m, size_t& bytes) {
     FetchedRow f;
     f.uuid = r[0].as<std::string>();
     f.exists = true;
     for (size_t i = 0; i < m.columns.size(); ++i) {
         const auto& field = r[static_cast<int>(i + 1)];
+        bytes += field.size();
         f.values.push_back(field.is_null() ? std::nullopt
                                            : std::optional<std::string>(field.c_str()));
     }
+    bytes += f.uuid.size() + r[static_cast<int>(m.columns.size() + 2)].size();
     f.rev = r[static_cast<int>(m.columns.size() + 1)].as<std::int64_t>();
     const auto& o = r[static_cast<int>(m.columns.size() + 2)];
     f.overrides = o.is_null() ? json(nullptr) : json::parse(o.c_str());
     return f;
 }
 
-// The rows the entries name, once each, leaving out the echo of our own
-// pushes (the replica has them) and tables not synced here.
+// The rows the entries name, once each, in the order of their first entry,
+// leaving out the echo of our own pushes (the replica has them) and tables
+// not synced here; `first_entry[i]` is the index in `log` of row i's first.
 std::vector<std::pair<std::string, std::string>> rows_to_fetch(
     const std::vector<ChangeLogEntry>& log, const std::string& own_replica_id,
-    const std::vector<TableMapping>& mappings) {
+    const std::vector<TableMapping>& mappings, std::vector<size_t>& first_entry) {
     std::vector<std::pair<std::string, std::string>> keys;
     std::set<std::pair<std::string, std::string>> seen;
-    for (const auto& e : log) {
+    for (size_t i = 0; i < log.size(); ++i) {
+        const auto& e = log[i];
         if (e.origin && *e.origin == own_replica_id)
             continue;
         if (std::none_of(mappings.begin(), mappings.end(),
                          [&](const auto& m) { return m.spec->name == e.table; }))
             continue;
-        if (seen.insert({e.table, e.row_id}).second)
+        if (seen.insert({e.table, e.row_id}).second) {
             keys.emplace_back(e.table, e.row_id);
+            first_entry.push_back(i);
+        }
     }
     return keys;
 }
@@ -71,12 +89,11 @@ std::vector<std::pair<std::string, std::string>> rows_to_fetch(
 
 struct SyncEngine::FetchedRows {
     std::map<std::string, std::vector<FetchedRow>> by_table;
+    size_t bytes = 0;  // of the values, as Postgres sent them
     bool empty() const { return by_table.empty(); }
 };
 
-SyncEngine::FetchedRows SyncEngine::fetch_rows(
-    pqxx::transaction_base& tx, const std::vector<std::pair<std::string, std::string>>& keys) {
-    FetchedRows out;
+void SyncEngine::fetch_rows(pqxx::transaction_base& tx, KeySpan keys, FetchedRows& out) {
     std::map<std::string, std::vector<std::string>> wanted;
     for (const auto& [table, uuid] : keys) wanted[table].push_back(uuid);
     for (const auto& [table, uuids] : wanted) {
@@ -85,14 +102,13 @@ SyncEngine::FetchedRows SyncEngine::fetch_rows(
         std::set<std::string> found;
         for (const auto& r : tx.exec_params(fetch_sql(m, "WHERE \"id\" = ANY($1::uuid[])"),
                                             detail::uuid_array_literal(uuids))) {
-            rows.push_back(row_from(r, m));
+            rows.push_back(row_from(r, m, out.bytes));
             found.insert(rows.back().uuid);
         }
         for (const auto& u : uuids)
             if (!found.count(u))
                 rows.push_back(FetchedRow{u, false, {}, 0, nullptr});  // gone upstream: deleted
     }
-    return out;
 }
 
 PullStats SyncEngine::apply_rows(const FetchedRows& rows, const std::string* cursor,
@@ -190,19 +206,22 @@ PullStats SyncEngine::copy_table(pqxx::transaction_base& tx, const TableMapping&
     // In the order rows were created, so local ids keep that order.
     tx.exec("DECLARE lestash_bootstrap NO SCROLL CURSOR FOR " +
             fetch_sql(m, "ORDER BY \"_created\""));
-    const std::string fetch =
-        "FETCH " + std::to_string(2 * options_.pull_batch) + " FROM lestash_bootstrap";
+    // Pages of up to twice a pull batch, fewer for rows large enough to
+    // hold more than SyncOptions::batch_bytes.
+    size_t page_rows = rows_for(0, 0, 0, 2 * static_cast<size_t>(options_.pull_batch));
     for (;;) {
-        const auto page = tx.exec(fetch);
+        const auto page = tx.exec("FETCH " + std::to_string(page_rows) + " FROM lestash_bootstrap");
         if (page.empty())
             break;
         FetchedRows fetched;
         auto& rows = fetched.by_table[m.spec->name];
         for (const auto& r : page) {
-            rows.push_back(row_from(r, m));
+            rows.push_back(row_from(r, m, fetched.bytes));
             if (seen)
                 seen->insert(rows.back().uuid);
         }
+        page_rows = rows_for(options_.batch_bytes, rows.size(), fetched.bytes,
+                             2 * static_cast<size_t>(options_.pull_batch));
         stats += apply_rows(fetched, nullptr);
         stats.changes += static_cast<std::int64_t>(page.size());
     }
@@ -217,6 +236,7 @@ struct SyncEngine::ChangesRead {
     std::int64_t changes = 0;  // entries read
     std::size_t rows = 0;      // rows they name
     bool held_back = false;    // more committed entries wait below the horizon
+    bool cut_short = false;    // the rows named reached SyncOptions::batch_bytes
 };
 
 PullStats SyncEngine::pull_batch() {
@@ -239,7 +259,7 @@ PullStats SyncEngine::pull_batch() {
     if (read.compacted_past_us)
         return bootstrap(true);
     stats.held_back = read.held_back;
-    stats.caught_up = !read.held_back && read.changes < options_.pull_batch;
+    stats.caught_up = !read.held_back && !read.cut_short && read.changes < options_.pull_batch;
     if (read.changes == 0)
         return stats;
     spdlog::debug("pull: change log after {} up to {}: {} entries, {} rows fetched", *cursor_text,
@@ -262,11 +282,27 @@ SyncEngine::ChangesRead SyncEngine::read_changes(pqxx::transaction_base& tx,
     const auto log = read_change_log(tx, cursor, options_.pull_batch);
     if (log.empty())
         return out;
-    const auto keys = rows_to_fetch(log, replica_.replica_id(), mappings_);
-    out.next_cursor = ChangeLogCursor{log.back().xid, log.back().id}.text();
-    out.changes = static_cast<std::int64_t>(log.size());
-    out.rows = keys.size();
-    out.fetched = fetch_rows(tx, keys);
+    std::vector<size_t> first_entry;
+    const auto keys = rows_to_fetch(log, replica_.replica_id(), mappings_, first_entry);
+    // The rows in slices, in the order the log names them, until they hold
+    // about batch_bytes; then the batch ends before the first entry of the
+    // first row left out (a row fetched is its current state: entries of
+    // it after that point are read again next time, harmlessly).
+    size_t fetched = 0;
+    while (fetched < keys.size() && out.fetched.bytes < options_.batch_bytes) {
+        const size_t n = rows_for(options_.batch_bytes - out.fetched.bytes, fetched,
+                                  out.fetched.bytes, keys.size() - fetched);
+        fetch_rows(tx, {keys.data() + fetched, n}, out.fetched);
+        fetched += n;
+    }
+    size_t entries = log.size();
+    if (fetched < keys.size()) {
+        entries = first_entry[fetched];  // > 0: the first slice holds row 0
+        out.cut_short = true;
+    }
+    out.next_cursor = ChangeLogCursor{log[entries - 1].xid, log[entries - 1].id}.text();
+    out.changes = static_cast<std::int64_t>(entries);
+    out.rows = fetched;
     return out;
 }
 
@@ -281,7 +317,11 @@ PullStats SyncEngine::refetch(const std::vector<std::pair<std::string, std::stri
         return {};
     const auto fetched = upstream_.transact<pqxx::read_transaction>(
         "fetching " + std::to_string(keys.size()) + " rows from " + upstream_.target(),
-        [&](pqxx::read_transaction& tx) { return fetch_rows(tx, keys); });
+        [&](pqxx::read_transaction& tx) {
+            FetchedRows rows;
+            fetch_rows(tx, {keys.data(), keys.size()}, rows);
+            return rows;
+        });
     return apply_rows(fetched, nullptr, wait_for_disk);
 }
 

@@ -3,6 +3,7 @@
 // batch retried after a lost acknowledgement is recognised and skipped.
 #include <algorithm>
 #include <deque>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -159,6 +160,8 @@ class PushBuilder {
     // Whether a row got a random identity: one a lost assignment could not
     // make again the same way (a name-based one, version 3, it would).
     bool assigned_random() const { return assigned_random_; }
+    // Of the values of the rows read so far.
+    size_t bytes() const { return bytes_; }
 
     const TableMapping& map(const std::string& table) const {
         for (const auto& m : maps_)
@@ -177,6 +180,10 @@ class PushBuilder {
         const auto row = detail::read_local_row(rows_, m, key);
         if (!row)
             return std::nullopt;
+        for (const auto& v : *row)
+            bytes_ += v.index() == 3   ? std::get<3>(v).size()
+                      : v.index() == 4 ? std::get<4>(v).bytes.size()
+                                       : sizeof(std::int64_t);
 
         RowChange change;
         change.map = &m;
@@ -277,6 +284,7 @@ class PushBuilder {
     std::vector<RowChange>& out_;
     std::map<std::pair<std::string, std::string>, std::string> added_;
     bool assigned_random_ = false;
+    size_t bytes_ = 0;
 };
 
 }  // namespace
@@ -314,6 +322,19 @@ CoalescedEntries coalesce(const std::vector<OutboxEntry>& entries) {
         it->second.changed.insert(e.changed.begin(), e.changed.end());
     }
     return out;
+}
+
+// The first sequence number of the entries of the rows from `from` on in
+// the coalesced order: what a batch that stops before them must leave queued.
+// Not simply `from`'s: a row deleted and written again is ordered by its
+// first entry but starts after the delete.
+std::int64_t cut_before(const CoalescedEntries& c,
+                        std::vector<std::pair<std::string, std::string>>::const_iterator from) {
+    std::int64_t first = std::numeric_limits<std::int64_t>::max();
+    for (; from != c.order.end(); ++from)
+        if (const auto it = c.rows.find(*from); it != c.rows.end())
+            first = std::min(first, it->second.first->seq);
+    return first;
 }
 
 // The identity a deleted row had upstream, if it ever got one.
@@ -461,7 +482,6 @@ class BatchWriter {
 SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>& entries) {
     PreparedPush batch;
     batch.last_seq = entries.back().seq;
-    batch.entries = static_cast<std::int64_t>(entries.size());
     const auto coalesced = coalesce(entries);
 
     pacer_.before_write();
@@ -470,19 +490,31 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
     // the same way from the same rows (see assigned_random below).
     sqlite::DiskDeferredTransaction txn(replica_.db());
     PushBuilder builder(replica_.db(), ids_, mappings_, batch.upserts);
-    for (const auto& key : coalesced.order) {
-        const auto it = coalesced.rows.find(key);
+    for (auto key = coalesced.order.begin(); key != coalesced.order.end(); ++key) {
+        const auto it = coalesced.rows.find(*key);
         if (it == coalesced.rows.end())
             continue;
+        if (builder.bytes() >= options_.batch_bytes) {
+            // Enough for one batch: it ends before the first entry of the
+            // rows left (their entries stay queued; the state of rows read
+            // already is current, entries of them after that are pushed
+            // again next time, harmlessly).
+            batch.last_seq = cut_before(coalesced, key) - 1;
+            break;
+        }
         const OutboxEntry& e = *it->second.first;
         const std::vector<sqlite::Value> local_key = e.local_id
                                                          ? std::vector<sqlite::Value>{*e.local_id}
                                                          : detail::link_key_values(e.row_key);
         builder.add(mapping(e.table), local_key, it->second.insert, it->second.changed);
     }
+    batch.entries = std::count_if(entries.begin(), entries.end(),
+                                  [&](const OutboxEntry& e) { return e.seq <= batch.last_seq; });
     std::set<std::string> upserted;
     for (const auto& u : batch.upserts) upserted.insert(u.uuid);
     for (const OutboxEntry* e : coalesced.deletes) {
+        if (e->seq > batch.last_seq)
+            break;  // in order: the rest wait for the next batch too
         const auto& m = mapping(e->table);
         const auto uuid = deleted_row_uuid(*e, m, builder.rows(), ids_);
         // A row deleted and created again under the same identity is an upsert.

@@ -154,6 +154,83 @@ TEST_CASE("a push batch larger than one statement's parameter limit goes in seve
     require_converged(b);
 }
 
+TEST_CASE("batches cut by size still push, pull and bootstrap every change", "[sync]") {
+    // Every batch ends after its first row (a bootstrap's first page and a
+    // pull's first slice hold 64): the cuts fall between an item and its
+    // tag links, between a delete and the row written again under its key,
+    // between edits of one row.
+    const auto up = fresh_upstream();
+    TempDir dir;
+    int batches = 0;
+    SyncOptions tiny;
+    tiny.batch_bytes = 1;
+    tiny.fault_hook = [&](std::string_view point) {
+        batches += point == "push:send" || point == "pull:fetch";
+    };
+    TestReplica a(dir.file("a.db"), up.daemon_conninfo, 11, tiny);
+    TestReplica b(dir.file("b.db"), up.daemon_conninfo, 11, tiny);
+    b.sync();
+    a.replica().db().exec(R"sql(
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 150)
+        INSERT INTO items (source_type, source_id, title, content)
+        SELECT 'cut', 'c' || i, 'T' || i, 'content ' || i FROM n;
+        INSERT INTO tags (name) VALUES ('red'), ('green'), ('blue');
+        INSERT INTO item_tags (item_id, tag_id)
+        SELECT items.id, tags.id FROM items, tags WHERE items.id % 3 = tags.id % 3;
+    )sql");
+    batches = 0;
+    a.sync();
+    CHECK(batches > 150);  // one row each
+    batches = 0;
+    b.sync();
+    CHECK(batches >= 303 / 64);  // 303 rows, 64 a batch (uncut: all in one)
+    require_converged(a);
+    require_converged(b);
+
+    a.replica().db().exec(R"sql(
+        UPDATE items SET title = title || ' once' WHERE id % 2 = 0;
+        DELETE FROM items WHERE id % 5 = 0;
+        INSERT INTO items (source_type, source_id, title, content) VALUES ('cut', 'c5', 'back', 'again');
+        UPDATE items SET content = content || ' twice' WHERE id % 2 = 0;
+        DELETE FROM item_tags WHERE tag_id = (SELECT id FROM tags WHERE name = 'red');
+        INSERT INTO item_tags (item_id, tag_id) SELECT id, (SELECT id FROM tags WHERE name = 'blue')
+          FROM items WHERE id % 7 = 0 AND id NOT IN (SELECT item_id FROM item_tags
+          WHERE tag_id = (SELECT id FROM tags WHERE name = 'blue'));
+    )sql");
+    b.replica().db().exec("UPDATE items SET author = 'bee' WHERE id % 3 = 0");
+    sync_until_quiet({&a, &b});
+    require_converged(a);
+    require_converged(b);
+    CHECK(one_text(b.replica().db(), "SELECT title FROM items WHERE source_id = 'c5'") == "back");
+
+    // Row 2 comes second in the batch's order (its first entry) but starts
+    // after its delete, later than row 3's edit: the first batch (row 1)
+    // must leave row 3's edit queued. (url: edits that write no history.)
+    a.replica().db().exec(R"sql(
+        UPDATE items SET url = 'one' WHERE id = 1;
+        UPDATE items SET url = 'two' WHERE id = 2;
+        DELETE FROM items WHERE id = 2;
+        UPDATE items SET url = 'three' WHERE id = 3;
+        INSERT INTO items (id, source_type, source_id, url, content)
+          VALUES (2, 'cut', 'c2 again', 'two again', 'x');
+    )sql");
+    sync_until_quiet({&a, &b});
+    require_converged(a);
+    require_converged(b);
+    CHECK(one_text(b.replica().db(),
+                   "SELECT group_concat(url, ',') FROM (SELECT url FROM items WHERE "
+                   "source_id IN ('c1', 'c2', 'c2 again', 'c3') ORDER BY source_id)") ==
+          "one,two again,three");
+
+    TestReplica c(dir.file("c.db"), up.daemon_conninfo, 11, tiny);
+    c.sync();
+    require_converged(c);
+    const std::string all =
+        "SELECT count(*) || '/' || total(length(title) + length(content)) || '/' || "
+        "(SELECT count(*) FROM item_tags) FROM items";
+    CHECK(one_text(c.replica().db(), all) == one_text(a.replica().db(), all));
+}
+
 TEST_CASE_METHOD(OneReplica,
                  "long values a daemon writes are compressed with lz4 where Postgres has it",
                  "[sync]") {
