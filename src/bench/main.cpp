@@ -127,6 +127,10 @@ int main(int argc, char** argv) {
                      "private server started for the run");
     bool push_only = false;
     sync->add_flag("--push-only", push_only, "measure the push phase alone");
+    int text_kb = 0;
+    sync->add_option("--text-kb", text_kb,
+                     "every item's content this many KB (default: notes of 1-2 KB)")
+        ->check(CLI::NonNegativeNumber);
     DaemonBenchOptions daemon_options;
     auto* daemon = app.add_subcommand(
         "daemon", "two running lestash-syncd: propagation latency, idle cost, memory, bulk rate");
@@ -189,7 +193,7 @@ int main(int argc, char** argv) {
         if (*capture)
             report("capture", bench_capture(dir, items, batch), print_table);
         else if (*sync)
-            report("sync", bench_sync(dir, items, postgres, push_only), print_sync_table);
+            report("sync", bench_sync(dir, items, postgres, push_only, text_kb), print_sync_table);
         else if (*media)
             report("media", bench_media(dir, media_options), print_media_table);
         else if (*fanout)

@@ -6,10 +6,12 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <pqxx/pqxx>
 
 #include "bench_common.hpp"
+#include "lestash_sync/common/proc.hpp"
 #include "lestash_sync/common/uuid.hpp"
 #include "lestash_sync/engine/sync_engine.hpp"
 #include "lestash_sync/replica/capture.hpp"
@@ -43,16 +45,39 @@ struct ItemRow {
     std::string source_id, url, title, content;
 };
 
-std::vector<ItemRow> make_rows(int n, unsigned seed, const std::string& prefix) {
+// `text_kb` 0: notes of 1-2 KB; else every content exactly that many KB
+// (an enriched PDF's text).
+std::vector<ItemRow> make_rows(int n, unsigned seed, const std::string& prefix, int text_kb) {
     ContentGenerator gen(seed);
     std::vector<ItemRow> rows;
     rows.reserve(static_cast<size_t>(n));
+    const size_t size = static_cast<size_t>(text_kb) * 1024;
     for (int i = 0; i < n; ++i) {
         const std::string id = prefix + std::to_string(i);
-        rows.push_back({id, "https://example.org/" + id, "Item " + id, gen.next()});
+        std::string content = gen.next();
+        while (content.size() < size) content += gen.next();
+        if (size > 0)
+            content.resize(size);  // the generator writes ASCII: no character is cut
+        rows.push_back({id, "https://example.org/" + id, "Item " + id, std::move(content)});
     }
     return rows;
 }
+
+// How much this process's peak RSS rose above its RSS at the start, over
+// what runs in between (Linux resets the peak on "5" to clear_refs).
+class PeakGrowth {
+  public:
+    PeakGrowth() {
+        std::ofstream("/proc/self/clear_refs") << "5";
+        start_kb_ = proc::memory(::getpid())->rss_kb;
+    }
+    double mib() const {
+        return static_cast<double>(proc::memory(::getpid())->peak_rss_kb - start_kb_) / 1024.0;
+    }
+
+  private:
+    std::int64_t start_kb_ = 0;
+};
 
 const char* kInsertItem =
     "INSERT INTO items (source_type, source_id, url, title, content, author, created_at, metadata) "
@@ -167,6 +192,13 @@ namespace {
 
 constexpr int kPushBatch = 500, kPullBatch = 2000;
 
+SyncOptions bench_options() {
+    SyncOptions o;
+    o.push_batch = kPushBatch;
+    o.pull_batch = kPullBatch;
+    return o;
+}
+
 // What every phase works on: a scratch database with the migrations
 // applied, two replicas A and B, and the rows A's app writes.
 struct SyncBench {
@@ -192,11 +224,13 @@ void bench_push(const SyncBench& b, json& r) {
     Replica a({b.a_path});
     app_insert(b.a_path, b.rows);
     Upstream up(b.conninfo);
-    SyncEngine engine(a, up, {kPushBatch, kPullBatch, {}, {}});
+    SyncEngine engine(a, up, bench_options());
     const double raw_before = raw_postgres_upsert(b.conninfo, b.rows, kPushBatch, "bench_raw_1");
+    const PeakGrowth memory;
     const auto t0 = Clock::now();
     engine.push_all();
     const double ours = seconds_since(t0);
+    r["push_peak_rss_growth_mib"] = memory.mib();
     const double raw =
         (raw_before + raw_postgres_upsert(b.conninfo, b.rows, kPushBatch, "bench_raw_2")) / 2;
     record_rates(r, "push", b.items, ours, raw);
@@ -221,16 +255,22 @@ void bench_pull(const SyncBench& b, json& r) {
         Replica a({b.a_path});
         app_insert(b.a_path, b.more);
         Upstream up(b.conninfo);
-        SyncEngine(a, up, {kPushBatch, kPullBatch, {}, {}}).push_all();
+        SyncEngine(a, up, bench_options()).push_all();
     }
     Replica replica({b.b_path});
     Upstream up(b.conninfo);
-    SyncEngine engine(replica, up, {kPushBatch, kPullBatch, {}, {}});
+    SyncEngine engine(replica, up, bench_options());
+    const PeakGrowth memory;
     const auto t0 = Clock::now();
     engine.pull_all();
     const double ours = seconds_since(t0);
+    r["pull_peak_rss_growth_mib"] = memory.mib();
     const double raw = raw_sqlite_insert((b.dir / "raw2.db").string(), b.more, kPullBatch);
     record_rates(r, "pull", b.items, ours, raw);
+    // B was away while A wrote as many items as B first bootstrapped: how
+    // its catching up compares with that bootstrap.
+    r["catchup_seconds"] = ours;
+    r["catchup_over_bootstrap"] = ours / r["bootstrap_seconds"].get<double>();
 }
 
 // Verify: the real daemon compares the replica (both rounds of items) with
@@ -244,7 +284,8 @@ void bench_verify(const SyncBench& b, json& r) {
 
 }  // namespace
 
-json bench_sync(const fs::path& dir, int items, const std::string& admin_conninfo, bool push_only) {
+json bench_sync(const fs::path& dir, int items, const std::string& admin_conninfo, bool push_only,
+                int text_kb) {
     std::unique_ptr<LocalPostgres> server;
     std::string admin = admin_conninfo;
     if (admin.empty()) {
@@ -260,12 +301,12 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
                           admin + " dbname=" + scratch,
                           (dir / "a.db").string(),
                           (dir / "b.db").string(),
-                          make_rows(items, 11, "p"),
-                          make_rows(items, 12, "q"),
+                          make_rows(items, 11, "p", text_kb),
+                          make_rows(items, 12, "q", text_kb),
                           items};
     apply_migrations(bench.conninfo);
 
-    json r = {{"items", items}};
+    json r = {{"items", items}, {"text_kb", text_kb}};
     bench_push(bench, r);
     if (!push_only) {
         bench_bootstrap(bench, r);
@@ -283,7 +324,9 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
 }
 
 void print_sync_table(const json& r) {
-    std::printf("sync throughput (%d items of 1-2 KB)\n", r["items"].get<int>());
+    const int kb = r["text_kb"].get<int>();
+    std::printf("sync throughput (%d items of %s)\n", r["items"].get<int>(),
+                kb > 0 ? (std::to_string(kb) + " KB").c_str() : "1-2 KB");
     std::printf("  %-10s %12s %12s %8s\n", "phase", "rows/s", "raw rows/s", "ratio");
     for (const char* phase : {"push", "pull", "bootstrap"}) {
         const std::string k = phase;
@@ -292,8 +335,12 @@ void print_sync_table(const json& r) {
         std::printf("  %-10s %12.0f %12.0f %8.2f\n", phase, r[k + "_rows_per_s"].get<double>(),
                     r[k + "_raw_rows_per_s"].get<double>(), r[k + "_ratio"].get<double>());
     }
+    std::printf("  push: peak RSS +%.1f MiB\n", r["push_peak_rss_growth_mib"].get<double>());
     if (!r.contains("bootstrap_seconds"))
         return;
+    std::printf("  pull: peak RSS +%.1f MiB; catching up %.1f s = %.2f x the bootstrap\n",
+                r["pull_peak_rss_growth_mib"].get<double>(), r["catchup_seconds"].get<double>(),
+                r["catchup_over_bootstrap"].get<double>());
     std::printf("  bootstrap: %.1f s wall, peak RSS %.1f MiB\n",
                 r["bootstrap_seconds"].get<double>(), r["bootstrap_peak_rss_mib"].get<double>());
     std::printf("  verify (%d items): %.1f s wall, peak RSS %.1f MiB\n", 2 * r["items"].get<int>(),

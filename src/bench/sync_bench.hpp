@@ -15,8 +15,10 @@ namespace lestash::bench {
 void drop_capture_triggers(sqlite::Connection& db);
 
 // `push_only`: the push phase alone (for profiling and quick comparisons).
+// `text_kb`: every item's content that many KB (0: notes of 1-2 KB).
 nlohmann::json bench_sync(const std::filesystem::path& dir, int items,
-                          const std::string& admin_conninfo, bool push_only = false);
+                          const std::string& admin_conninfo, bool push_only = false,
+                          int text_kb = 0);
 void print_sync_table(const nlohmann::json& r);
 
 }  // namespace lestash::bench
