@@ -207,8 +207,11 @@ class SyncEngine {
     // One table's report: bucket digests compared, then the rows of the
     // buckets that differ; rows in `skip` left out.
     TableVerifyReport verify_table(const TableMapping& m, const std::set<std::string>& skip);
+    // The hashes of the local rows whose UUID starts with one of `buckets`
+    // (all of them: nullptr), rows in `skip` left out.
     std::map<std::string, std::string> local_row_hashes(const TableMapping& m,
-                                                        const std::set<std::string>& skip);
+                                                        const std::set<std::string>& skip,
+                                                        const std::string* buckets);
     // Decides, for the rows of `t` that differ, what to push and what to
     // fetch: queues the pushes in the outbox and adds every row to `refetch`.
     void plan_repair(const TableMapping& m, TableVerifyReport& t,
