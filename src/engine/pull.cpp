@@ -34,9 +34,10 @@ std::string fetch_sql(const TableMapping& m, const std::string& where) {
 }
 
 // The first page of a bootstrap, the first slice of a pull's rows: small,
-// since nothing tells yet how large the rows are; the next ones are sized
-// from what those held (SyncOptions::batch_bytes).
-constexpr size_t kFirstRows = 64;
+// since nothing tells yet how large the rows are (16 rows of 300 KB are
+// 4.8 MB); the next ones are sized from what those held
+// (SyncOptions::batch_bytes).
+constexpr size_t kFirstRows = 16;
 
 size_t rows_for(size_t bytes_left, size_t rows_so_far, size_t bytes_so_far, size_t most) {
     if (rows_so_far == 0)

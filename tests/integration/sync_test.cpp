@@ -156,7 +156,7 @@ TEST_CASE("a push batch larger than one statement's parameter limit goes in seve
 
 TEST_CASE("batches cut by size still push, pull and bootstrap every change", "[sync]") {
     // Every batch ends after its first row (a bootstrap's first page and a
-    // pull's first slice hold 64): the cuts fall between an item and its
+    // pull's first slice hold 16): the cuts fall between an item and its
     // tag links, between a delete and the row written again under its key,
     // between edits of one row.
     const auto up = fresh_upstream();
@@ -183,7 +183,7 @@ TEST_CASE("batches cut by size still push, pull and bootstrap every change", "[s
     CHECK(batches > 150);  // one row each
     batches = 0;
     b.sync();
-    CHECK(batches >= 303 / 64);  // 303 rows, 64 a batch (uncut: all in one)
+    CHECK(batches >= 303 / 16);  // 303 rows, 16 a batch (uncut: all in one)
     require_converged(a);
     require_converged(b);
 

@@ -37,8 +37,10 @@ struct SyncOptions {
     // A push or pull batch, or a bootstrap page, also ends once its rows
     // hold about this many bytes (its first row always goes), so a daemon's
     // memory stays bounded whatever the rows' size: 2000 enriched PDFs of
-    // 300 KB are 600 MB, 2000 notes 3 MB.
-    std::size_t batch_bytes = std::size_t{8} << 20;
+    // 300 KB are 600 MB, 2000 notes 3 MB. 4 MiB: a bootstrap of notes peaks
+    // at 27 MiB (pages of 2600 rows; 33.5 MiB with pages of 4000), one of
+    // 300 KB items at 27 MiB (13 rows a page; 56 MiB at 8 MiB, 77 uncut).
+    std::size_t batch_bytes = std::size_t{4} << 20;
 };
 
 struct PushStats {
