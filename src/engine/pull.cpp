@@ -43,7 +43,9 @@ size_t rows_for(size_t bytes_left, size_t rows_so_far, size_t bytes_so_far, size
     if (rows_so_far == 0)
         return std::min(kFirstRows, most);
     const size_t per_row = std::max<size_t>(1, bytes_so_far / rows_so_far);
-    return std::clamp<size_t>(bytes_left / per_row, 1, most);
+    // At most twice as many as so far: small rows (tags, deletes) first say
+    // little about what follows, and 2000 PDFs sized from them would be 600 MB.
+    return std::clamp<size_t>(bytes_left / per_row, 1, std::min(most, 2 * rows_so_far));
 }
 
 FetchedRow row_from(const pqxx::row& r, const TableMapping& m, size_t& bytes) {
@@ -290,9 +292,10 @@ SyncEngine::ChangesRead SyncEngine::read_changes(pqxx::transaction_base& tx,
     // first row left out (a row fetched is its current state: entries of
     // it after that point are read again next time, harmlessly).
     size_t fetched = 0;
-    while (fetched < keys.size() && out.fetched.bytes < options_.batch_bytes) {
-        const size_t n = rows_for(options_.batch_bytes - out.fetched.bytes, fetched,
-                                  out.fetched.bytes, keys.size() - fetched);
+    while (fetched < keys.size() && (fetched == 0 || out.fetched.bytes < options_.batch_bytes)) {
+        const size_t n =
+            rows_for(options_.batch_bytes - std::min(options_.batch_bytes, out.fetched.bytes),
+                     fetched, out.fetched.bytes, keys.size() - fetched);
         fetch_rows(tx, {keys.data() + fetched, n}, out.fetched);
         fetched += n;
     }

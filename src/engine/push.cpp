@@ -359,6 +359,34 @@ std::optional<std::string> deleted_row_uuid(const OutboxEntry& e, const TableMap
     return std::nullopt;
 }
 
+// Whether a local row holds a deleted row's identity now: one that took it
+// over (its natural key moved to it, see PushBuilder::assign_uuid) or the
+// same key written again. Postgres's row under it is that row's, pushed in
+// this batch or a later one: deleting it would lose it for good when a batch
+// boundary falls between the delete and that row (the check on the batch's
+// own upserts alone saw only the same batch).
+bool identity_in_use(const OutboxEntry& e, const TableMapping& m, const std::string& uuid,
+                     detail::StatementCache& rows, IdentityMap& ids) {
+    if (m.spec->keyed_by_rowid()) {
+        const auto holder = ids.by_uuid(m.spec->name, uuid);
+        return holder && detail::read_local_row(rows, m, {sqlite::Value{holder->local_id}});
+    }
+    const auto key = detail::link_key_values(e.row_key);
+    if (!detail::read_local_row(rows, m, key))
+        return false;
+    std::vector<std::string> parents;
+    for (size_t i = 0; i < m.spec->foreign_keys.size() && i < key.size(); ++i) {
+        const auto parent = key[i].index() == 1
+                                ? ids.by_local_id(m.spec->foreign_keys[i].parent_table,
+                                                  std::get<std::int64_t>(key[i]))
+                                : std::nullopt;
+        if (!parent)
+            return false;
+        parents.push_back(parent->uuid);
+    }
+    return parents.size() == m.spec->foreign_keys.size() && link_row_uuid(*m.spec, parents) == uuid;
+}
+
 using Written = std::vector<std::pair<std::string, std::int64_t>>;  // uuid, its new _rev
 
 // Writes a prepared batch's rows in the caller's transaction. In isolation
@@ -490,17 +518,28 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
     // the same way from the same rows (see assigned_random below).
     sqlite::DiskDeferredTransaction txn(replica_.db());
     PushBuilder builder(replica_.db(), ids_, mappings_, batch.upserts);
+    const std::int64_t first_delete =
+        coalesced.deletes.empty() ? batch.last_seq + 1 : coalesced.deletes.front()->seq;
+    bool whole = false;
     for (auto key = coalesced.order.begin(); key != coalesced.order.end(); ++key) {
         const auto it = coalesced.rows.find(*key);
         if (it == coalesced.rows.end())
             continue;
-        if (builder.bytes() >= options_.batch_bytes) {
+        if (!whole && builder.bytes() > 0 && builder.bytes() >= options_.batch_bytes) {
             // Enough for one batch: it ends before the first entry of the
             // rows left (their entries stay queued; the state of rows read
             // already is current, entries of them after that are pushed
-            // again next time, harmlessly).
-            batch.last_seq = cut_before(coalesced, key) - 1;
-            break;
+            // again next time, harmlessly). Unless it would take a delete
+            // along: a row left for later may take the deleted row's
+            // identity (the same post imported again), and Postgres must
+            // see one upsert, not the row deleted with its dependents and
+            // inserted again. Such a batch goes whole, as before the cut.
+            const std::int64_t cut = cut_before(coalesced, key) - 1;
+            if (cut < first_delete) {
+                batch.last_seq = cut;
+                break;
+            }
+            whole = true;
         }
         const OutboxEntry& e = *it->second.first;
         const std::vector<sqlite::Value> local_key = e.local_id
@@ -518,7 +557,7 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
         const auto& m = mapping(e->table);
         const auto uuid = deleted_row_uuid(*e, m, builder.rows(), ids_);
         // A row deleted and created again under the same identity is an upsert.
-        if (uuid && !upserted.count(*uuid))
+        if (uuid && !upserted.count(*uuid) && !identity_in_use(*e, m, *uuid, builder.rows(), ids_))
             batch.deletes.emplace_back(&m, *uuid);
     }
     txn.commit();

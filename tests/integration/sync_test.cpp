@@ -222,6 +222,44 @@ TEST_CASE("batches cut by size still push, pull and bootstrap every change", "[s
                    "source_id IN ('c1', 'c2', 'c2 again', 'c3') ORDER BY source_id)") ==
           "one,two again,three");
 
+    // A new tag takes over the name, and so the identity, of one renamed and
+    // then deleted: the delete must not remove the new tag upstream, though a
+    // batch ends between them (the item comes before the delete).
+    a.replica().db().exec(R"sql(
+        INSERT INTO tags (name) VALUES ('bar');
+        UPDATE tags SET name = 'crimson' WHERE name = 'red';
+        UPDATE tags SET name = 'red' WHERE name = 'bar';
+        INSERT INTO items (source_type, source_id, content) VALUES ('cut', 'between', 'x');
+        DELETE FROM tags WHERE name = 'crimson';
+    )sql");
+    sync_until_quiet({&a, &b});
+    require_converged(a);
+    require_converged(b);
+    CHECK(one_text(b.replica().db(),
+                   "SELECT group_concat(name, ',') FROM (SELECT name FROM tags "
+                   "ORDER BY name)") == "blue,green,red");
+
+    // The same post deleted and imported again, a batch end between the two
+    // rows' entries: Postgres must see one upsert, so the tag B gave the
+    // post meanwhile (A has not seen it) stays.
+    b.replica().db().exec(
+        "INSERT INTO item_tags (item_id, tag_id) SELECT i.id, t.id FROM items i, tags t WHERE "
+        "i.source_id = 'c11' AND t.name = 'blue'");
+    b.engine().push_all();
+    a.replica().db().exec(R"sql(
+        DELETE FROM items WHERE source_id = 'c11';
+        INSERT INTO items (source_type, source_id, content) VALUES ('cut', 'filler', 'x');
+        INSERT INTO items (source_type, source_id, title, content) VALUES ('cut', 'c11', 'again', 'y');
+    )sql");
+    sync_until_quiet({&a, &b});
+    require_converged(a);
+    require_converged(b);
+    const std::string blue_c11 =
+        "SELECT count(*) FROM item_tags JOIN items ON items.id = item_id JOIN tags ON tags.id = "
+        "tag_id WHERE source_id = 'c11' AND name = 'blue'";
+    CHECK(one_text(a.replica().db(), blue_c11) == "1");
+    CHECK(one_text(b.replica().db(), blue_c11) == "1");
+
     TestReplica c(dir.file("c.db"), up.daemon_conninfo, 11, tiny);
     c.sync();
     require_converged(c);
