@@ -114,21 +114,22 @@ int main(int argc, char** argv) {
     CLI::App app{"lestash-bench: lestash-sync figures against raw baselines, in one run"};
     app.require_subcommand(1);
     int items = 100000, batch = 1000;
+    SyncBenchOptions sync_options;
     bool json = false;
     std::string work_dir;
     auto* capture = app.add_subcommand("capture", "capture overhead on inserts and updates");
     capture->add_option("--items", items, "items to write")->check(CLI::PositiveNumber);
     capture->add_option("--batch", batch, "items per transaction")->check(CLI::PositiveNumber);
-    std::string postgres;
     auto* sync = app.add_subcommand("sync", "push, pull and bootstrap rates against raw baselines");
-    sync->add_option("--items", items, "items to sync")->check(CLI::PositiveNumber);
-    sync->add_option("--postgres", postgres,
+    sync->add_option("--items", sync_options.items, "items to sync")->check(CLI::PositiveNumber);
+    sync->add_option("--postgres", sync_options.admin_conninfo,
                      "admin conninfo (a scratch database is created and dropped); default: a "
                      "private server started for the run");
-    bool push_only = false;
-    sync->add_flag("--push-only", push_only, "measure the push phase alone");
-    int text_kb = 0;
-    sync->add_option("--text-kb", text_kb,
+    sync->add_flag("--push-only", sync_options.push_only, "measure the push phase alone");
+    sync->add_flag("--app-open", sync_options.app_open,
+                   "keep the sqlite3 shell connected to the bootstrapping and pulling replica, as "
+                   "a running app would be");
+    sync->add_option("--text-kb", sync_options.text_kb,
                      "every item's content this many KB (default: notes of 1-2 KB)")
         ->check(CLI::NonNegativeNumber);
     DaemonBenchOptions daemon_options;
@@ -193,7 +194,7 @@ int main(int argc, char** argv) {
         if (*capture)
             report("capture", bench_capture(dir, items, batch), print_table);
         else if (*sync)
-            report("sync", bench_sync(dir, items, postgres, push_only, text_kb), print_sync_table);
+            report("sync", bench_sync(dir, sync_options), print_sync_table);
         else if (*media)
             report("media", bench_media(dir, media_options), print_media_table);
         else if (*fanout)

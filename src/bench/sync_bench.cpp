@@ -9,6 +9,7 @@
 #include <fstream>
 #include <memory>
 #include <pqxx/pqxx>
+#include <thread>
 
 #include "bench_common.hpp"
 #include "lestash_sync/common/proc.hpp"
@@ -16,6 +17,7 @@
 #include "lestash_sync/engine/sync_engine.hpp"
 #include "lestash_sync/replica/capture.hpp"
 #include "lestash_sync/replica/replica.hpp"
+#include "lestash_sync/replica/write_pacer.hpp"
 #include "lestash_sync/upstream/local_postgres.hpp"
 
 namespace lestash::bench {
@@ -207,6 +209,41 @@ struct SyncBench {
     std::string a_path, b_path;
     std::vector<ItemRow> rows, more;
     int items = 0;
+    bool app_open = false;
+};
+
+// The sqlite3 shell connected to a database and idle, as the app sits
+// between commands (its connection keeps the engine's write pacer leaving
+// gaps); nothing when `open` is false.
+class AppConnection {
+  public:
+    AppConnection(const std::string& path, bool open) {
+        if (!open)
+            return;
+        { Replica create({path}); }  // the app's database exists before it connects
+        std::fflush(nullptr);
+        pipe_ = ::popen(("sqlite3 '" + path + "' > /dev/null").c_str(), "w");
+        if (!pipe_)
+            throw std::runtime_error("cannot run sqlite3 on " + path);
+        std::fputs("SELECT count(*) FROM items;\n", pipe_);
+        std::fflush(pipe_);
+        // It is connected once it has made the -shm file (the last connection
+        // to close removed it) and holds its lock there; wait (at most 10 s).
+        for (int i = 0; i < 1000 && !(fs::exists(path + "-shm") && other_process_has_open(path));
+             ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    AppConnection(const AppConnection&) = delete;
+    AppConnection& operator=(const AppConnection&) = delete;
+    ~AppConnection() {
+        if (!pipe_)
+            return;
+        std::fputs(".quit\n", pipe_);
+        ::pclose(pipe_);
+    }
+
+  private:
+    FILE* pipe_ = nullptr;
 };
 
 // "<phase>_rows_per_s" and "<phase>_raw_rows_per_s" for `items` rows, and
@@ -240,6 +277,7 @@ void bench_push(const SyncBench& b, json& r) {
 // brings a fresh replica up to date, so wall time and peak RSS are its own;
 // against raw inserts of the same rows into a v11 database.
 void bench_bootstrap(const SyncBench& b, json& r) {
+    const AppConnection app(b.b_path, b.app_open);
     const auto [secs, output] =
         run_timed(syncd_path() + " --db '" + b.b_path + "' --postgres '" + b.conninfo + "' --once");
     const double rss_mib = peak_rss_in(output);
@@ -257,6 +295,7 @@ void bench_pull(const SyncBench& b, json& r) {
         Upstream up(b.conninfo);
         SyncEngine(a, up, bench_options()).push_all();
     }
+    const AppConnection app(b.b_path, b.app_open);
     Replica replica({b.b_path});
     Upstream up(b.conninfo);
     SyncEngine engine(replica, up, bench_options());
@@ -284,10 +323,10 @@ void bench_verify(const SyncBench& b, json& r) {
 
 }  // namespace
 
-json bench_sync(const fs::path& dir, int items, const std::string& admin_conninfo, bool push_only,
-                int text_kb) {
+json bench_sync(const fs::path& dir, const SyncBenchOptions& options) {
+    const int items = options.items, text_kb = options.text_kb;
     std::unique_ptr<LocalPostgres> server;
-    std::string admin = admin_conninfo;
+    std::string admin = options.admin_conninfo;
     if (admin.empty()) {
         server = std::make_unique<LocalPostgres>(LocalPostgresOptions{"", false, true});
         admin = server->conninfo();
@@ -303,12 +342,13 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
                           (dir / "b.db").string(),
                           make_rows(items, 11, "p", text_kb),
                           make_rows(items, 12, "q", text_kb),
-                          items};
+                          items,
+                          options.app_open};
     apply_migrations(bench.conninfo);
 
-    json r = {{"items", items}, {"text_kb", text_kb}};
+    json r = {{"items", items}, {"text_kb", text_kb}, {"app_open", options.app_open}};
     bench_push(bench, r);
-    if (!push_only) {
+    if (!options.push_only) {
         bench_bootstrap(bench, r);
         bench_pull(bench, r);
         bench_verify(bench, r);
@@ -325,8 +365,9 @@ json bench_sync(const fs::path& dir, int items, const std::string& admin_conninf
 
 void print_sync_table(const json& r) {
     const int kb = r["text_kb"].get<int>();
-    std::printf("sync throughput (%d items of %s)\n", r["items"].get<int>(),
-                kb > 0 ? (std::to_string(kb) + " KB").c_str() : "1-2 KB");
+    std::printf("sync throughput (%d items of %s%s)\n", r["items"].get<int>(),
+                kb > 0 ? (std::to_string(kb) + " KB").c_str() : "1-2 KB",
+                r["app_open"].get<bool>() ? ", the app connected to B" : "");
     std::printf("  %-10s %12s %12s %8s\n", "phase", "rows/s", "raw rows/s", "ratio");
     for (const char* phase : {"push", "pull", "bootstrap"}) {
         const std::string k = phase;

@@ -35,7 +35,11 @@ const MappedColumn* TableMapping::find(const std::string& name) const {
 }
 
 SyncEngine::SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options)
-    : replica_(replica), upstream_(upstream), options_(std::move(options)), ids_(replica.db()) {
+    : replica_(replica),
+      upstream_(upstream),
+      options_(std::move(options)),
+      ids_(replica.db()),
+      pacer_(replica.path()) {
     upstream_.require_schema();
     refresh_mappings();
 }

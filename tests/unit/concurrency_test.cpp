@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <cstdio>
 #include <fstream>
 #include <thread>
 
@@ -26,7 +27,7 @@ TEST_CASE("a second process writing while the engine works never sees database i
     std::thread engine([&] {
         // The engine's own cycle: schema check, outbox read, short applies.
         int n = 0;
-        WritePacer pacer;
+        WritePacer pacer(path);
         while (!done) {
             pacer.before_write();
             const auto t0 = std::chrono::steady_clock::now();
@@ -67,4 +68,70 @@ TEST_CASE("a second process writing while the engine works never sees database i
     // 3 rounds of 200 inserts and a delete of 200 rows each, all captured.
     CHECK(replica.db().query_int("SELECT count(*) FROM _lestash_sync_outbox WHERE tbl = 'items'") ==
           3 * 200 * 2);
+}
+
+namespace {
+
+// The sqlite3 shell connected to `path` and idle, as the app sits between
+// commands; it disconnects when destroyed.
+class ConnectedShell {
+  public:
+    explicit ConnectedShell(const std::string& path)
+        : pipe_(::popen(("sqlite3 '" + path + "' > /dev/null").c_str(), "w")) {
+        REQUIRE(pipe_ != nullptr);
+        std::fputs("SELECT count(*) FROM items;\n", pipe_);
+        std::fflush(pipe_);
+    }
+    ConnectedShell(const ConnectedShell&) = delete;
+    ConnectedShell& operator=(const ConnectedShell&) = delete;
+    ~ConnectedShell() { quit(); }
+    int quit() {
+        if (!pipe_)
+            return 0;
+        std::fputs(".quit\n", pipe_);
+        const int status = ::pclose(pipe_);
+        pipe_ = nullptr;
+        return status;
+    }
+
+  private:
+    FILE* pipe_;
+};
+
+// Polls `condition` until it holds or 10 s pass (a start-up, not a timing).
+template <typename F>
+bool eventually(F condition) {
+    for (int i = 0; i < 1000; ++i) {
+        if (condition())
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return condition();
+}
+
+}  // namespace
+
+TEST_CASE("the pacer sees whether another process has the database open", "[concurrency]") {
+    TempDir dir;
+    const auto path = dir.file("lestash.db");
+    create_lestash_db(path, 11);
+    Replica replica({path});
+    replica.db().query_int("SELECT count(*) FROM items");
+
+    SECTION("alone, then with the sqlite3 shell connected, then alone again") {
+        CHECK_FALSE(other_process_has_open(path));
+        ConnectedShell shell(path);
+        CHECK(eventually([&] { return other_process_has_open(path); }));
+        CHECK(shell.quit() == 0);
+        CHECK_FALSE(other_process_has_open(path));
+    }
+    SECTION("a lock list that does not show our own lock is not trusted") {
+        const auto locks = dir.file("locks");
+        std::ofstream(locks) << "1: POSIX  ADVISORY  READ 1 00:00:1 128 128\n";
+        CHECK(other_process_has_open(path, locks));
+    }
+    SECTION("no lock list, or no -shm file: assume someone may be waiting") {
+        CHECK(other_process_has_open(path, dir.file("no-such-list")));
+        CHECK(other_process_has_open(dir.file("never-opened.db")));
+    }
 }

@@ -7,15 +7,34 @@
 // previous one held the lock (1 to 110 ms): longer than the app's longest
 // poll interval, so a waiting app always gets in within one engine
 // transaction plus one gap. Writes that come later than that pay nothing.
+//
+// Nobody can be waiting when no other process has the database open, so the
+// gap is skipped then: every connection to a WAL database holds a POSIX read
+// lock on its -shm file for as long as it is open, and the kernel lists the
+// holders in /proc/locks. When that list cannot be trusted (it does not show
+// this process's own lock), the gap is kept. A process that opens the
+// database during a gapless run waits through at most one engine transaction
+// and is seen before the next: the guarantee above holds.
 #pragma once
 
 #include <chrono>
+#include <string>
 
 namespace lestash {
 
+// Whether a process other than this one has the WAL database at `db_path`
+// open, read from the kernel's lock list `locks_file`. True whenever that
+// cannot be told: no -shm file, an unreadable list, or a list without this
+// process's own lock on the -shm (another pid namespace, no /proc).
+bool other_process_has_open(const std::string& db_path,
+                            const std::string& locks_file = "/proc/locks");
+
 class WritePacer {
   public:
-    // Call before BEGIN: sleeps only when the last write ended too recently.
+    // `db_path` empty: always leave the gap.
+    explicit WritePacer(std::string db_path = {}) : db_path_(std::move(db_path)) {}
+    // Call before BEGIN: sleeps only when the last write ended too recently
+    // and another process has the database open.
     void before_write();
     // Call after COMMIT (or ROLLBACK) with how long the lock was held.
     void after_write(std::chrono::steady_clock::duration held);
@@ -23,6 +42,7 @@ class WritePacer {
     static constexpr std::chrono::milliseconds kTargetHold{500};
 
   private:
+    std::string db_path_;
     std::chrono::steady_clock::time_point next_write_{};
 };
 
