@@ -13,17 +13,31 @@
 
 namespace lestash {
 
-bool other_process_has_open(const std::string& db_path, const std::string& locks_file) {
+namespace {
+
+// The kernel's inode number of the initial pid namespace (PROC_PID_INIT_INO).
+constexpr const char* kInitialPidNamespace = "pid:[4026531836]";
+
+bool in_initial_pid_namespace(const std::string& link) {
+    char target[64];
+    const auto n = ::readlink(link.c_str(), target, sizeof target - 1);
+    return n > 0 && std::string(target, static_cast<size_t>(n)) == kInitialPidNamespace;
+}
+
+}  // namespace
+
+bool other_process_has_open(const std::string& db_path, const LockList& list) {
     // Only the kernel's list is read: opening the -shm file to ask with
     // F_GETLK would drop SQLite's own locks on it when closed (POSIX locks
     // belong to the process and go with any of its descriptors of the file).
     struct stat st {};
-    if (::stat((db_path + "-shm").c_str(), &st) != 0)
+    if (!in_initial_pid_namespace(list.pid_namespace) ||
+        ::stat((db_path + "-shm").c_str(), &st) != 0)
         return true;
     char id[64];
     std::snprintf(id, sizeof id, "%02x:%02x:%llu", ::major(st.st_dev), ::minor(st.st_dev),
                   static_cast<unsigned long long>(st.st_ino));
-    std::ifstream in(locks_file);
+    std::ifstream in(list.locks);
     if (!in)
         return true;
     const std::string me = std::to_string(::getpid());

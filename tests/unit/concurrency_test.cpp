@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -128,10 +129,15 @@ TEST_CASE("the pacer sees whether another process has the database open", "[conc
     SECTION("a lock list that does not show our own lock is not trusted") {
         const auto locks = dir.file("locks");
         std::ofstream(locks) << "1: POSIX  ADVISORY  READ 1 00:00:1 128 128\n";
-        CHECK(other_process_has_open(path, locks));
+        CHECK(other_process_has_open(path, {locks}));
+    }
+    SECTION("in a pid namespace other than the host's, holders outside it are not listed") {
+        const auto ns = dir.file("ns");
+        std::filesystem::create_symlink("pid:[4026532999]", ns);
+        CHECK(other_process_has_open(path, {"/proc/locks", ns}));
     }
     SECTION("no lock list, or no -shm file: assume someone may be waiting") {
-        CHECK(other_process_has_open(path, dir.file("no-such-list")));
+        CHECK(other_process_has_open(path, {dir.file("no-such-list")}));
         CHECK(other_process_has_open(dir.file("never-opened.db")));
     }
 }
