@@ -227,10 +227,11 @@ class AppConnection {
             throw std::runtime_error("cannot run sqlite3 on " + path);
         std::fputs("SELECT count(*) FROM items;\n", pipe_);
         std::fflush(pipe_);
-        // It is connected once it has made the -shm file (the last connection
-        // to close removed it) and holds its lock there; wait (at most 10 s).
-        for (int i = 0; i < 1000 && !(fs::exists(path + "-shm") && other_process_has_open(path));
-             ++i)
+        // It is connected once the kernel shows its lock, which only a
+        // connection of our own can ask about (at most 10 s).
+        sqlite::Connection probe(path, SQLITE_OPEN_READONLY);
+        probe.query_int("SELECT count(*) FROM items");
+        for (int i = 0; i < 1000 && !other_process_has_open(path); ++i)
             std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     AppConnection(const AppConnection&) = delete;

@@ -1,64 +1,60 @@
 // Pacing the engine's writes (see write_pacer.hpp).
 #include "lestash_sync/replica/write_pacer.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <charconv>
+#include <filesystem>
 #include <thread>
 
 namespace lestash {
 
 namespace {
 
-// The kernel's inode number of the initial pid namespace (PROC_PID_INIT_INO).
-constexpr const char* kInitialPidNamespace = "pid:[4026531836]";
-
-bool in_initial_pid_namespace(const std::string& link) {
-    char target[64];
-    const auto n = ::readlink(link.c_str(), target, sizeof target - 1);
-    return n > 0 && std::string(target, static_cast<size_t>(n)) == kInitialPidNamespace;
+// This process's open descriptor of the file `target` describes (SQLite's
+// own: the engine's connection keeps it open), or -1.
+int descriptor_of(const struct stat& target) {
+    std::error_code ec;
+    for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end;
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        int fd = -1;
+        if (std::from_chars(name.data(), name.data() + name.size(), fd).ec != std::errc())
+            continue;
+        struct stat st {};
+        if (::fstat(fd, &st) == 0 && st.st_dev == target.st_dev && st.st_ino == target.st_ino)
+            return fd;
+    }
+    return -1;
 }
 
 }  // namespace
 
-bool other_process_has_open(const std::string& db_path, const LockList& list) {
-    // Only the kernel's list is read: opening the -shm file to ask with
-    // F_GETLK would drop SQLite's own locks on it when closed (POSIX locks
-    // belong to the process and go with any of its descriptors of the file).
-    struct stat st {};
-    if (!in_initial_pid_namespace(list.pid_namespace) ||
-        ::stat((db_path + "-shm").c_str(), &st) != 0)
+bool other_process_has_open(const std::string& db_path) {
+    // SQLite puts the -shm beside the database's real path (symlinks resolved).
+    std::error_code ec;
+    const auto real = std::filesystem::canonical(db_path, ec);
+    struct stat shm {};
+    if (ec || ::stat((real.string() + "-shm").c_str(), &shm) != 0)
         return true;
-    char id[64];
-    std::snprintf(id, sizeof id, "%02x:%02x:%llu", ::major(st.st_dev), ::minor(st.st_dev),
-                  static_cast<unsigned long long>(st.st_ino));
-    std::ifstream in(list.locks);
-    if (!in)
+    // Ask on a descriptor SQLite has open, never on one opened here: closing
+    // any descriptor of a file drops all of the process's POSIX locks on it,
+    // SQLite's included. F_GETLK reports only other processes' locks.
+    const int fd = descriptor_of(shm);
+    if (fd < 0)
         return true;
-    const std::string me = std::to_string(::getpid());
-    bool ours_seen = false;
-    std::string line;
-    // "1: POSIX  ADVISORY  READ 1900 fe:00:10952732 128 128"; a request
-    // waiting on a lock has "->" after the number.
-    while (std::getline(in, line)) {
-        std::istringstream fields(line);
-        std::string number, kind, mode, access, pid, file;
-        fields >> number >> kind;
-        if (kind == "->")
-            fields >> kind;
-        fields >> mode >> access >> pid >> file;
-        if (file != id)
-            continue;
-        if (pid != me)
-            return true;
-        ours_seen = true;
-    }
-    return !ours_seen;
+    struct flock probe {};
+    probe.l_type = F_WRLCK;
+    probe.l_whence = SEEK_SET;
+    probe.l_start = 128;  // SQLite's "DMS" byte: read-locked by every connection
+    probe.l_len = 1;
+    struct stat still {};
+    if (::fcntl(fd, F_GETLK, &probe) != 0 || ::fstat(fd, &still) != 0 ||
+        still.st_ino != shm.st_ino || still.st_dev != shm.st_dev)
+        return true;  // failed, or the descriptor was closed and reused meanwhile
+    return probe.l_type != F_UNLCK;
 }
 
 void WritePacer::before_write() {

@@ -10,12 +10,12 @@
 //
 // Nobody can be waiting when no other process has the database open, so the
 // gap is skipped then: every connection to a WAL database holds a POSIX read
-// lock on its -shm file for as long as it is open, and the kernel lists the
-// holders in /proc/locks. When that list cannot be trusted (a pid namespace
-// other than the host's, or it does not show this process's own lock), the
-// gap is kept. A process that opens the
-// database during a gapless run waits through at most one engine transaction
-// and is seen before the next: the guarantee above holds.
+// lock on byte 128 of its -shm file from its first statement until it
+// closes (also while it waits for the write lock), and the kernel tells
+// whether another process holds one (F_GETLK on SQLite's own descriptor of
+// the -shm). When that cannot be asked, the gap is kept. A process that
+// opens the database during a gapless run waits through at most one engine
+// transaction and is seen before the next: the guarantee above holds.
 #pragma once
 
 #include <chrono>
@@ -23,19 +23,11 @@
 
 namespace lestash {
 
-// Where the kernel says who holds locks, and in which pid namespace this
-// process runs (only the initial one sees every holder: /proc/locks leaves
-// out the locks of processes outside the reader's namespace).
-struct LockList {
-    std::string locks = "/proc/locks";
-    std::string pid_namespace = "/proc/self/ns/pid";
-};
-
 // Whether a process other than this one has the WAL database at `db_path`
-// open. True whenever that cannot be told: no -shm file, an unreadable list,
-// a pid namespace other than the initial one (a container, PrivatePIDs), or
-// a list without this process's own lock on the -shm.
-bool other_process_has_open(const std::string& db_path, const LockList& list = {});
+// open, asked of the kernel through the descriptor of its -shm file that
+// this process's own connection holds. True whenever that cannot be told:
+// no -shm file, or this process has none of it open.
+bool other_process_has_open(const std::string& db_path);
 
 class WritePacer {
   public:
