@@ -11,6 +11,7 @@
 #include <pqxx/pqxx>
 #include <thread>
 
+#include "app_writer.hpp"
 #include "bench_common.hpp"
 #include "lestash_sync/common/proc.hpp"
 #include "lestash_sync/common/uuid.hpp"
@@ -212,40 +213,21 @@ struct SyncBench {
     bool app_open = false;
 };
 
-// The sqlite3 shell connected to a database and idle, as the app sits
-// between commands (its connection keeps the engine's write pacer leaving
-// gaps); nothing when `open` is false.
-class AppConnection {
-  public:
-    AppConnection(const std::string& path, bool open) {
-        if (!open)
-            return;
-        { Replica create({path}); }  // the app's database exists before it connects
-        std::fflush(nullptr);
-        pipe_ = ::popen(("sqlite3 '" + path + "' > /dev/null").c_str(), "w");
-        if (!pipe_)
-            throw std::runtime_error("cannot run sqlite3 on " + path);
-        std::fputs("SELECT count(*) FROM items;\n", pipe_);
-        std::fflush(pipe_);
-        // It is connected once the kernel shows its lock, which only a
-        // connection of our own can ask about (at most 10 s).
-        sqlite::Connection probe(path, SQLITE_OPEN_READONLY);
-        probe.query_int("SELECT count(*) FROM items");
-        for (int i = 0; i < 1000 && !other_process_has_open(path); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    AppConnection(const AppConnection&) = delete;
-    AppConnection& operator=(const AppConnection&) = delete;
-    ~AppConnection() {
-        if (!pipe_)
-            return;
-        std::fputs(".quit\n", pipe_);
-        ::pclose(pipe_);
-    }
-
-  private:
-    FILE* pipe_ = nullptr;
-};
+// With `open`, the app (the sqlite3 shell) connected to the database at
+// `path` and idle, returned once it is: the engine's write pacer then leaves
+// its gaps.
+std::unique_ptr<test::ConnectedShell> app_connection(const std::string& path, bool open) {
+    if (!open)
+        return nullptr;
+    { Replica create({path}); }  // the app's database exists before it connects
+    auto shell = std::make_unique<test::ConnectedShell>(path);
+    // Only a connection of our own can ask whether another holds its lock.
+    sqlite::Connection probe(path, SQLITE_OPEN_READONLY);
+    probe.query_int("SELECT count(*) FROM items");
+    for (int i = 0; i < 1000 && !other_process_has_open(path); ++i)  // at most 10 s
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return shell;
+}
 
 // "<phase>_rows_per_s" and "<phase>_raw_rows_per_s" for `items` rows, and
 // "<phase>_ratio": the raw baseline's time over ours.
@@ -278,7 +260,7 @@ void bench_push(const SyncBench& b, json& r) {
 // brings a fresh replica up to date, so wall time and peak RSS are its own;
 // against raw inserts of the same rows into a v11 database.
 void bench_bootstrap(const SyncBench& b, json& r) {
-    const AppConnection app(b.b_path, b.app_open);
+    const auto app = app_connection(b.b_path, b.app_open);
     const auto [secs, output] =
         run_timed(syncd_path() + " --db '" + b.b_path + "' --postgres '" + b.conninfo + "' --once");
     const double rss_mib = peak_rss_in(output);
@@ -296,7 +278,7 @@ void bench_pull(const SyncBench& b, json& r) {
         Upstream up(b.conninfo);
         SyncEngine(a, up, bench_options()).push_all();
     }
-    const AppConnection app(b.b_path, b.app_open);
+    const auto app = app_connection(b.b_path, b.app_open);
     Replica replica({b.b_path});
     Upstream up(b.conninfo);
     SyncEngine engine(replica, up, bench_options());

@@ -446,4 +446,22 @@ void upgrade_app_schema(const std::string& path, int from, int to,
     }
 }
 
+ConnectedShell::ConnectedShell(const std::string& path) {
+    std::fflush(nullptr);  // the child must not repeat our buffered output
+    pipe_ = ::popen(("sqlite3 '" + path + "' > /dev/null").c_str(), "w");
+    if (!pipe_)
+        throw std::runtime_error("cannot run the sqlite3 shell on " + path);
+    std::fputs("SELECT count(*) FROM items;\n", pipe_);  // connects: its first statement
+    std::fflush(pipe_);
+}
+
+int ConnectedShell::quit() {
+    if (!pipe_)
+        return 0;
+    std::fputs(".quit\n", pipe_);
+    const int status = ::pclose(pipe_);
+    pipe_ = nullptr;
+    return status;
+}
+
 }  // namespace lestash::test

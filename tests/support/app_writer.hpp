@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <optional>
 #include <string>
@@ -118,6 +119,22 @@ class AppWriter {
   private:
     bool has_parent_id();
     sqlite::Connection db_;
+};
+
+// The sqlite3 shell connected to the database at `path` and idle, as the app
+// sits between commands (its connection holds its lock on the -shm, so the
+// engine's write pacer leaves gaps); it disconnects when destroyed.
+class ConnectedShell {
+  public:
+    explicit ConnectedShell(const std::string& path);
+    ConnectedShell(const ConnectedShell&) = delete;
+    ConnectedShell& operator=(const ConnectedShell&) = delete;
+    ~ConnectedShell() { quit(); }
+    // Disconnects; the shell's exit status (0 when already quit).
+    int quit();
+
+  private:
+    FILE* pipe_ = nullptr;
 };
 
 // The Le Stash CLI's own upgrade of a database, steps from+1 .. to of

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "app_writer.hpp"
+#include "daemon_process.hpp"
 #include "lestash_sync/replica/apply_scope.hpp"
 #include "lestash_sync/replica/replica.hpp"
 #include "lestash_sync/replica/write_pacer.hpp"
@@ -75,47 +76,6 @@ TEST_CASE("a second process writing while the engine works never sees database i
     CHECK(replica.db().query_int("SELECT count(*) FROM _lestash_sync_outbox WHERE tbl = 'items'") ==
           3 * 200 * 2);
 }
-
-namespace {
-
-// The sqlite3 shell connected to `path` and idle, as the app sits between
-// commands; it disconnects when destroyed.
-class ConnectedShell {
-  public:
-    explicit ConnectedShell(const std::string& path)
-        : pipe_(::popen(("sqlite3 '" + path + "' > /dev/null").c_str(), "w")) {
-        REQUIRE(pipe_ != nullptr);
-        std::fputs("SELECT count(*) FROM items;\n", pipe_);
-        std::fflush(pipe_);
-    }
-    ConnectedShell(const ConnectedShell&) = delete;
-    ConnectedShell& operator=(const ConnectedShell&) = delete;
-    ~ConnectedShell() { quit(); }
-    int quit() {
-        if (!pipe_)
-            return 0;
-        std::fputs(".quit\n", pipe_);
-        const int status = ::pclose(pipe_);
-        pipe_ = nullptr;
-        return status;
-    }
-
-  private:
-    FILE* pipe_;
-};
-
-// Polls `condition` until it holds or 10 s pass (a start-up, not a timing).
-template <typename F>
-bool eventually(F condition) {
-    for (int i = 0; i < 1000; ++i) {
-        if (condition())
-            return true;
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return condition();
-}
-
-}  // namespace
 
 TEST_CASE("the pacer sees whether another process has the database open", "[concurrency]") {
     TempDir dir;
