@@ -310,8 +310,10 @@ TEST_CASE(
         ControlClient c(dir.file("a.sock"));
         c.call("sync.now", {{"wait", false}}, {}, 10s);
     }
-    REQUIRE(
-        eventually([&] { return da.log().find("no answer from Postgres") != std::string::npos; }));
+    const bool timed_out =
+        eventually([&] { return da.log().find("no answer from Postgres") != std::string::npos; });
+    INFO("a.log when the step was waited for:\n" << da.log());  // the INFO above is older
+    REQUIRE(timed_out);
     REQUIRE(eventually([&] { return status()["state"] == "offline"; }));
     lock.abort();
     AppWriter app(dir.file("a.db"));
