@@ -3,6 +3,7 @@
 // batch retried after a lost acknowledgement is recognised and skipped.
 #include <algorithm>
 #include <deque>
+#include <future>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -145,6 +146,24 @@ struct SyncEngine::PreparedPush {
     std::vector<std::pair<std::string, std::int64_t>> revs;  // uuid -> new _rev
     std::vector<DeadLetter> dead;
     bool already_applied = false;
+    bool more = false;  // the outbox held entries after this batch when it was read
+
+    // Whether this batch, prepared while `sent` was in Postgres, is what
+    // preparing it now would give. Finishing `sent` records the revisions
+    // Postgres gave its rows (a row in both would go with a stale base, and
+    // as an insert again) and forgets the identities of rows it deleted;
+    // its dead letters were a refusal better retried alone. Any of those:
+    // prepare it again.
+    bool holds_after(const PreparedPush& sent) const {
+        if (!sent.deletes.empty() || !sent.dead.empty())
+            return false;
+        std::set<std::string> touched;
+        for (const auto& u : sent.upserts) touched.insert(u.uuid);
+        return std::none_of(upserts.begin(), upserts.end(),
+                            [&](const RowChange& u) { return touched.count(u.uuid) > 0; }) &&
+               std::none_of(deletes.begin(), deletes.end(),
+                            [&](const auto& d) { return touched.count(d.second) > 0; });
+    }
 };
 
 namespace {
@@ -549,6 +568,8 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
     }
     batch.entries = std::count_if(entries.begin(), entries.end(),
                                   [&](const OutboxEntry& e) { return e.seq <= batch.last_seq; });
+    batch.more = batch.last_seq < entries.back().seq ||
+                 std::ssize(entries) >= std::int64_t{options_.push_batch};
     std::set<std::string> upserted;
     for (const auto& u : batch.upserts) upserted.insert(u.uuid);
     for (const OutboxEntry* e : coalesced.deletes) {
@@ -572,7 +593,8 @@ SyncEngine::PreparedPush SyncEngine::prepare_push(const std::vector<OutboxEntry>
     return batch;
 }
 
-void SyncEngine::send_push(pqxx::work& tx, PreparedPush& batch, bool isolate_rows) {
+void SyncEngine::send_push(pqxx::work& tx, PreparedPush& batch, const std::string& name,
+                           bool isolate_rows) {
     const std::string& me = replica_.replica_id();
     tx.exec_params("SELECT set_config('lestash.origin', $1, true)", me);
     const auto seen =
@@ -588,7 +610,7 @@ void SyncEngine::send_push(pqxx::work& tx, PreparedPush& batch, bool isolate_row
         "INSERT INTO lestash.replicas (id, name, last_seq, last_push_at) VALUES ($1::uuid, $2, $3, "
         "now()) ON CONFLICT (id) DO UPDATE SET last_seq = greatest(lestash.replicas.last_seq, "
         "excluded.last_seq), name = excluded.name, last_push_at = now()",
-        me, replica_name(), batch.last_seq);
+        me, name, batch.last_seq);
 }
 
 void SyncEngine::finish_push(const PreparedPush& batch) {
@@ -635,17 +657,24 @@ void SyncEngine::finish_push(const PreparedPush& batch) {
     pacer_.after_write(std::chrono::steady_clock::now() - t0);
 }
 
-PushStats SyncEngine::push_batch() {
-    follow_schema();
-    const auto entries = replica_.outbox().read(0, options_.push_batch);
-    if (entries.empty())
-        return {};
-    fault("push:send");
-    PreparedPush batch = prepare_push(entries);
+std::optional<SyncEngine::PreparedPush> SyncEngine::prepare_ahead(std::int64_t after_seq) {
+    try {
+        const auto entries = replica_.outbox().read(after_seq, options_.push_batch);
+        if (entries.empty())
+            return std::nullopt;
+        return prepare_push(entries);
+    } catch (...) {
+        // The next step reads the same entries again on the sync thread,
+        // where the same failure is raised and reported like any other.
+        return std::nullopt;
+    }
+}
+
+void SyncEngine::send_batch(PreparedPush& batch, const std::string& name) {
     try {
         upstream_.transact(
-            "pushing " + std::to_string(entries.size()) + " local changes to " + upstream_.target(),
-            [&](pqxx::work& tx) { send_push(tx, batch, false); });
+            "pushing " + std::to_string(batch.entries) + " local changes to " + upstream_.target(),
+            [&](pqxx::work& tx) { send_push(tx, batch, name, false); });
     } catch (const UpstreamError& e) {
         if (e.transient())
             throw;
@@ -654,7 +683,57 @@ PushStats SyncEngine::push_batch() {
         batch.revs.clear();
         batch.dead.clear();
         upstream_.transact("pushing local changes row by row to " + upstream_.target(),
-                           [&](pqxx::work& tx) { send_push(tx, batch, true); });
+                           [&](pqxx::work& tx) { send_push(tx, batch, name, true); });
+    }
+}
+
+PushStats SyncEngine::push_batch() {
+    std::optional<PreparedPush> none;
+    return push_step(none, false);
+}
+
+PushStats SyncEngine::push_all() {
+    PushStats total;
+    std::optional<PreparedPush> next;
+    while (!(options_.should_stop && options_.should_stop())) {
+        const PushStats s = push_step(next, true);
+        total += s;
+        if (s.entries == 0)
+            break;
+    }
+    return total;
+}
+
+PushStats SyncEngine::push_step(std::optional<PreparedPush>& next, bool look_ahead) {
+    if (follow_schema())
+        next.reset();  // prepared with the mappings just replaced
+    PreparedPush batch;
+    if (next) {
+        batch = std::move(*next);
+        next.reset();
+    } else {
+        const auto entries = replica_.outbox().read(0, options_.push_batch);
+        if (entries.empty())
+            return {};
+        batch = prepare_push(entries);
+    }
+    fault("push:send");
+    const std::string name = replica_name();
+    // While Postgres writes this batch (its CPU is most of a push's time),
+    // the next one is read from SQLite on another thread. The SQLite
+    // connection, the identities and the pacer are that thread's until it
+    // is joined; this one only talks to Postgres, waiting in poll where the
+    // response guard looks for a silent server.
+    std::future<std::optional<PreparedPush>> ahead;
+    if (look_ahead && batch.more && replica_.schema_followed())
+        ahead = std::async(std::launch::async,
+                           [this, after = batch.last_seq] { return prepare_ahead(after); });
+    // On a failure the future's destructor waits for that thread to let go.
+    send_batch(batch, name);
+    if (ahead.valid()) {
+        next = ahead.get();
+        if (next && !next->holds_after(batch))
+            next.reset();
     }
     fault("push:after-commit");
     finish_push(batch);

@@ -46,9 +46,11 @@ SyncEngine::SyncEngine(Replica& replica, Upstream& upstream, SyncOptions options
 
 SyncEngine::~SyncEngine() = default;
 
-void SyncEngine::follow_schema() {
-    if (replica_.follow_schema_changes())
-        refresh_mappings();
+bool SyncEngine::follow_schema() {
+    if (!replica_.follow_schema_changes())
+        return false;
+    refresh_mappings();
+    return true;
 }
 
 void SyncEngine::refresh_mappings() {
@@ -149,17 +151,6 @@ std::string SyncEngine::replica_name() {
 void SyncEngine::fault(std::string_view point) {
     if (options_.fault_hook)
         options_.fault_hook(point);
-}
-
-PushStats SyncEngine::push_all() {
-    PushStats total;
-    while (!(options_.should_stop && options_.should_stop())) {
-        const PushStats s = push_batch();
-        total += s;
-        if (s.entries == 0)
-            break;
-    }
-    return total;
 }
 
 std::pair<PushStats, PullStats> SyncEngine::sync_once() {

@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <span>
 #include <string>
@@ -169,8 +170,8 @@ class SyncEngine {
   private:
     // Every entry point starts here: when the app changed its schema (a
     // column or table added), the capture triggers and the mappings follow
-    // before anything is pushed, pulled or compared.
-    void follow_schema();
+    // before anything is pushed, pulled or compared. True when they did.
+    bool follow_schema();
     // Compares each table's mapped columns with what was synced before
     // (meta mapped:<table>): catch-ups for what grew, local values of
     // newly mapped columns queued for the push.
@@ -183,8 +184,17 @@ class SyncEngine {
     struct PreparedPush;
     struct FetchedRows;
     PreparedPush prepare_push(const std::vector<OutboxEntry>& entries);
+    // The batch after `after_seq`, prepared on the look-ahead thread (see
+    // push_step); nothing when the outbox holds no more or reading it failed.
+    std::optional<PreparedPush> prepare_ahead(std::int64_t after_seq);
+    // One batch: `next` if the previous step left one, else read now. With
+    // `look_ahead`, the batch after it is prepared while it is in Postgres
+    // and left in `next`, when nothing this batch changes is in it.
+    PushStats push_step(std::optional<PreparedPush>& next, bool look_ahead);
+    // The batch in one Postgres transaction; refused for good, row by row.
+    void send_batch(PreparedPush& batch, const std::string& name);
     // One Postgres transaction: the batch, the replica's last sequence.
-    void send_push(pqxx::work& tx, PreparedPush& batch, bool isolate_rows);
+    void send_push(pqxx::work& tx, PreparedPush& batch, const std::string& name, bool isolate_rows);
     void finish_push(const PreparedPush& batch);
     using KeySpan = std::span<const std::pair<std::string, std::string>>;  // table, uuid
     // Appends the rows' current state (or "gone") to `out`.

@@ -65,6 +65,8 @@ class Replica {
     // Raises SchemaError on destructive drift (a synced column or table
     // removed).
     bool follow_schema_changes();
+    // Whether the live schema is still the one last followed (one PRAGMA).
+    bool schema_followed() { return schema_version() == schema_version_seen_; }
 
     // Queues, as an update of that column, every row of the table whose
     // value in one of `columns` is not the column's default: values written
